@@ -1,0 +1,40 @@
+"""`iecast` command line: a thin layer over the Python API, one module per subcommand.
+
+Each module in SUBCOMMANDS defines `add_parser(subparsers)`, which registers its parser and
+sets `func(args) -> int`. Every `IecastError` becomes one line on stderr and exit status 1.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from iecast import __version__
+from iecast.errors import IecastError
+
+SUBCOMMANDS = ("stylize",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="iecast", description="Artistic style transfer (IEContraAST).")
+    parser.add_argument("--version", action="version", version=f"iecast {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"iecast.cli.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except IecastError as exc:
+        print(f"iecast: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("iecast: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

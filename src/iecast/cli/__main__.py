@@ -1,0 +1,5 @@
+import sys
+
+from iecast.cli import main
+
+sys.exit(main())

@@ -1,0 +1,26 @@
+"""Feature statistics shared by the models and the losses (SPEC.md: `mvn`, `mean_std`)."""
+from __future__ import annotations
+
+import torch
+
+EPS = 1e-5
+
+
+def mean_std(x: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample, per-channel mean and sqrt(unbiased var + eps) over H*W, each (N, C, 1, 1)."""
+    n, c = x.shape[:2]
+    flat = x.reshape(n, c, -1)
+    var = flat.var(dim=2) + eps
+    return flat.mean(dim=2).view(n, c, 1, 1), var.sqrt().view(n, c, 1, 1)
+
+
+def mean_variance_norm(x: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Normalise each channel of each sample to zero mean and unit (unbiased) variance."""
+    mean, std = mean_std(x, eps)
+    return (x - mean) / std
+
+
+def adaptive_instance_norm(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """AdaIN: give the content features the style features' channel means and stds."""
+    style_mean, style_std = mean_std(style)
+    return mean_variance_norm(content) * style_std + style_mean

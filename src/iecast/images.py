@@ -1,0 +1,95 @@
+"""Reading and writing images: every odd file becomes RGB or a one-line `IecastError`."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from iecast.errors import IecastError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+DEFAULT_MAX_PIXELS = 16384 * 16384  # refuse decompression bombs above this (override per call)
+MIN_SIDE = 1
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB: EXIF orientation applied, alpha composited on white,
+    CMYK and palette converted, 16-bit and float scaled down to 8 bits."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        if image.mode == "F" and arr.max() <= 1.0:
+            peak = 1.0
+        image = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("RGB")
+
+
+def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open an image file fully as RGB, or raise a one-line error naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise IecastError(f"{path}: no such file")
+    if path.is_dir():
+        raise IecastError(f"{path}: is a folder, not an image")
+    if path.stat().st_size == 0:
+        raise IecastError(f"{path}: empty file")
+    try:
+        with Image.open(path) as im:
+            if max_pixels is not None and im.width * im.height > max_pixels:
+                raise IecastError(f"{path}: {im.width}x{im.height} is over the pixel limit of {max_pixels} "
+                                  f"(a decompression bomb?); raise the limit to allow it")
+            im.load()
+            image = to_rgb(im)
+    except IecastError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise IecastError(f"{path}: not a readable image ({type(exc).__name__})") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise IecastError(f"{path}: damaged or truncated image ({str(exc).splitlines()[0][:100]})") from exc
+    if min(image.size) < MIN_SIDE:
+        raise IecastError(f"{path}: image is empty ({image.width}x{image.height})")
+    return image
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> float tensor (1, 3, H, W) in [0, 1]."""
+    arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
+    """(1, 3, H, W) or (3, H, W) tensor in [0, 1] -> RGB PIL image (clamped, rounded)."""
+    if tensor.dim() == 4:
+        if tensor.shape[0] != 1:
+            raise ValueError(f"expected one image, got a batch of {tensor.shape[0]}")
+        tensor = tensor[0]
+    arr = (tensor.detach().float().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(arr, "RGB")
+
+
+def save_image(image: Image.Image, path: str | os.PathLike, quality: int = 95) -> Path:
+    """Write atomically (temp file in the same folder, then rename): never a half-written image."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    formats = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+    if ext not in formats:
+        raise IecastError(f"{path}: unsupported output format {ext or '(none)'}; use one of {', '.join(sorted(formats))}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        kwargs = {"quality": quality} if formats[ext] in ("JPEG", "WEBP") else {}
+        image.save(tmp, format=formats[ext], **kwargs)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+

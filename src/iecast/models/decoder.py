@@ -1,0 +1,36 @@
+"""The decoder: a mirror of the encoder up to relu4_1, from features back to RGB."""
+from __future__ import annotations
+
+from torch import nn
+
+# (in, out) per 3x3 conv; "up" is nearest x2 upsampling. The last conv has no ReLU.
+DECODER_PLAN = (
+    (512, 256), "up", (256, 256), (256, 256), (256, 256), (256, 128), "up",
+    (128, 128), (128, 64), "up", (64, 64), (64, 3),
+)
+
+
+class Decoder(nn.Module):
+    """relu4_1 features (N, 512, h, w) -> image (N, 3, 8h, 8w), unclamped.
+
+    `layers` has the release's module order (pad, conv, relu, up, ...), so the authors'
+    `decoder_iter_*.pth` keys map one to one onto `layers.<index>.*`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        modules: list[nn.Module] = []
+        n_convs = sum(1 for step in DECODER_PLAN if step != "up")
+        seen = 0
+        for step in DECODER_PLAN:
+            if step == "up":
+                modules.append(nn.Upsample(scale_factor=2, mode="nearest"))
+                continue
+            seen += 1
+            modules += [nn.ReflectionPad2d(1), nn.Conv2d(step[0], step[1], 3)]
+            if seen < n_convs:
+                modules.append(nn.ReLU())
+        self.layers = nn.Sequential(*modules)
+
+    def forward(self, x):
+        return self.layers(x)
