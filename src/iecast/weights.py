@@ -64,7 +64,10 @@ def download(url: str, dest: Path, sha256: str | None, progress: bool = True) ->
                 for chunk in iter(lambda: response.read(1 << 20), b""):
                     out.write(chunk)
                     bar.update(len(chunk))
-        check_sha256(Path(tmp_name), sha256)
+        actual = sha256_file(Path(tmp_name))
+        if sha256 and not actual.startswith(sha256):
+            raise IecastError(f"{url}: the download's sha256 {actual[:16]}... does not match the expected {sha256[:16]}...; "
+                              f"nothing was saved; place the right {dest.name} at {dest}")
         os.replace(tmp_name, dest)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise IecastError(f"could not download {url} ({exc}); with no network, place {dest.name} at {dest}") from exc
