@@ -1,0 +1,106 @@
+"""`iecast export`: turn a model into a file another runtime (or iecast) can load.
+
+    iecast export SOURCE -o model.onnx                  # ONNX graph (onnxruntime, no iecast needed)
+    iecast export SOURCE -o model.pt --format torchscript
+    iecast export CHECKPOINT -o model.safetensors       # training checkpoint -> iecast inference weights
+
+SOURCE is a pretrained name, an iecast stylizer `.safetensors`, or (for `safetensors`, and via
+it for the other formats) a training checkpoint. The format defaults from the output's suffix.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from iecast.errors import IecastError
+
+SUFFIX_FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript", ".torchscript": "torchscript",
+                  ".safetensors": "safetensors"}
+FORMAT_CHOICES = ("safetensors", "onnx", "torchscript")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a model to safetensors (from a training checkpoint), ONNX or TorchScript")
+    p.add_argument("source", help="pretrained name, iecast .safetensors stylizer, or training checkpoint")
+    p.add_argument("-o", "--output", required=True, help="output file (.onnx, .pt, .safetensors)")
+    p.add_argument("--format", choices=FORMAT_CHOICES, default=None,
+                   help="output format (default: from the output's suffix)")
+    p.add_argument("--fp16", action="store_true", help="store weights (and, for onnx/torchscript, compute) in float16")
+    p.add_argument("--with-training-state", action="store_true",
+                   help="safetensors from a training checkpoint: also write the discriminator and heads beside it")
+    p.add_argument("--check", action="store_true",
+                   help="after an onnx/torchscript export, run it on a random 64x48 pair and print the largest difference from PyTorch")
+    p.set_defaults(func=run)
+
+
+def output_format(output: str, requested: str | None) -> str:
+    """The requested format, or the one the output's suffix names."""
+    if requested:
+        return requested
+    suffix = Path(output).suffix.lower()
+    if suffix not in SUFFIX_FORMATS:
+        raise IecastError(f"{output}: cannot tell the format from the suffix {suffix or '(none)'}; pass --format {'|'.join(FORMAT_CHOICES)}")
+    return SUFFIX_FORMATS[suffix]
+
+
+def training_checkpoint_exporter():
+    """HOOK for training checkpoints: `iecast.train.export_checkpoint(path, out, fp16)` (owned by
+    the training code) turns a training checkpoint into iecast inference weights. Returns it, or
+    None where this installation has no training code."""
+    try:
+        from iecast import train
+    except ImportError:
+        return None
+    return getattr(train, "export_checkpoint", None)
+
+
+def is_stylizer_file(source: str) -> bool:
+    """True for a pretrained name or an iecast stylizer .safetensors (not a training checkpoint)."""
+    from iecast import weights
+
+    if source in weights.PRETRAINED:
+        return True
+    try:
+        weights.read_stylizer(source)
+    except IecastError:
+        return False
+    return True
+
+
+def checkpoint_to_stylizer(source: str, output: Path, fp16: bool, with_training_state: bool = False) -> Path:
+    """Convert a training checkpoint with the training code's exporter, or explain why not."""
+    exporter = training_checkpoint_exporter()
+    if exporter is None:
+        raise IecastError(f"{source}: not an iecast stylizer, and this installation cannot convert training "
+                          f"checkpoints (iecast.train.export_checkpoint is missing)")
+    extra = {"with_training_state": True} if with_training_state else {}
+    result = exporter(source, output, fp16, **extra)
+    return Path(result) if result is not None else output
+
+
+def run(args: argparse.Namespace) -> int:
+    from iecast import export
+
+    fmt = output_format(args.output, args.format)
+    output = Path(args.output)
+    if fmt == "safetensors":
+        print(checkpoint_to_stylizer(args.source, output, args.fp16, args.with_training_state))
+        return 0
+    with tempfile.TemporaryDirectory() as scratch:
+        source = args.source
+        if not is_stylizer_file(source):
+            source = str(checkpoint_to_stylizer(source, Path(scratch) / "converted.safetensors", fp16=False))
+        from iecast.stylizer import Stylizer
+
+        stylizer = Stylizer.from_pretrained(source)
+        path = export.export_model(stylizer, output, fmt, fp16=args.fp16)
+    print(path)
+    if args.check:
+        import torch
+
+        content, style = torch.rand(1, 3, 64, 48), torch.rand(1, 3, 48, 64)
+        reference = stylizer.stylize(content, style, alpha=0.8)
+        exported = export.run_exported(path, content, style, alpha=0.8)
+        print(f"largest difference from PyTorch at 64x48, alpha 0.8: {float((exported - reference).abs().max()):.3g}")
+    return 0
