@@ -1,38 +1,188 @@
-"""`Stylizer`: the user-facing inference pipeline around a `StyleTransferNetwork`."""
+"""`Stylizer`: the user-facing inference pipeline around a `StyleTransferNetwork`.
+
+One call does: load and check the images, resize the style (default: shorter side 512 px),
+encode the content (in overlapping tiles when it is large), run the style attention in
+chunks of content positions against every style's keys and values, blend the results
+(strength, several styles with weights, masks), decode (in tiles), crop back to the
+content's size and optionally restore the content's colours. Style work is done once per
+style (`prepare_style`) and can be reused over many contents or video frames.
+"""
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Sequence, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from iecast import weights
+from iecast.color import PRESERVE_COLOR_MODES, match_color_histogram, transfer_luminance
+from iecast.errors import IecastError
+from iecast.functional import mean_std
 from iecast.images import load_image, pil_to_tensor, tensor_to_pil
 from iecast.models.network import StyleTransferNetwork
+from iecast.tiling import choose_tile, decode_tiled, decoder_halo, encode_taps, encode_tiled
 
 ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor]
-PAD_MULTIPLE = 16
+PAD_MULTIPLE = 16  # the encoder's total stride (relu5_1): padded sizes keep pooling exact
+MIN_PADDED_SIDE = 32  # relu5_1 needs at least 2x2 positions for its reflection padding
+MIN_SIDE = 16  # smaller inputs are refused rather than guessed at
+DEFAULT_STYLE_SIZE = 512  # shorter side of the style, the scale training saw (see README)
+StyleSize = Union[int, None, str]  # pixels, None (keep), or "auto": DEFAULT_STYLE_SIZE for files/PIL, keep tensors
+MAX_PIXELS = 100_000_000  # refuse larger images (decompression bombs) unless raised
+QUERY_CHUNK = 16384  # content positions per attention call: bounds the transform's memory
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-def _as_tensor(image: ImageLike) -> torch.Tensor:
-    if isinstance(image, torch.Tensor):
-        return image if image.dim() == 4 else image.unsqueeze(0)
-    if isinstance(image, Image.Image):
-        return pil_to_tensor(image.convert("RGB"))
-    return pil_to_tensor(load_image(image))
+class IecastWarning(UserWarning):
+    """Input that was fixed up rather than refused (mask resized or thresholded, weights normalised)."""
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflection-pad bottom/right to a multiple of `multiple`; returns the original (H, W)."""
+@dataclass
+class PreparedStyle:
+    """A style's keys and values for the transform, computed once, reusable for many contents."""
+
+    features: dict
+    name: str
+    size: tuple[int, int]
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE, minimum: int = 0) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad bottom/right (reflection, or replication where the image is too small to reflect)
+    to a multiple of `multiple` and at least `minimum`; returns the original (H, W)."""
     h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
+    th, tw = max(minimum, math.ceil(h / multiple) * multiple), max(minimum, math.ceil(w / multiple) * multiple)
+    ph, pw = th - h, tw - w
     if ph or pw:
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = F.pad(x, (0, pw, 0, ph), mode=mode)
     return x, (h, w)
+
+
+def resize_shorter_side(x: torch.Tensor, size: int | None, upscale: bool = True) -> torch.Tensor:
+    """Resize (antialiased bilinear) so the shorter side is `size`; None keeps the size."""
+    if size is None:
+        return x
+    h, w = x.shape[-2:]
+    scale = size / min(h, w)
+    if scale == 1 or (scale > 1 and not upscale):
+        return x
+    new = (max(1, round(h * scale)), max(1, round(w * scale)))
+    return F.interpolate(x, size=new, mode="bilinear", align_corners=False, antialias=scale < 1).clamp(0, 1)
+
+
+@contextlib.contextmanager
+def _pixel_limit_disabled() -> Iterator[None]:
+    """PIL's own bomb check would refuse before ours; ours (with its flag) is the one that applies."""
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+def _label(image: ImageLike, default: str) -> str:
+    return str(image) if isinstance(image, (str, os.PathLike)) else default
+
+
+def load_as_tensor(image: ImageLike, what: str = "image", max_pixels: int | None = MAX_PIXELS) -> torch.Tensor:
+    """A path, PIL image or tensor as a float (N, 3, H, W) tensor in [0, 1], or a one-line error."""
+    if isinstance(image, torch.Tensor):
+        x = image if image.dim() == 4 else image.unsqueeze(0)
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise IecastError(f"{what}: expected a (3, H, W) or (N, 3, H, W) tensor, got shape {tuple(image.shape)}")
+        return x.float()
+    if isinstance(image, Image.Image):
+        from iecast.images import to_rgb
+
+        if max_pixels is not None and image.width * image.height > max_pixels:
+            raise IecastError(f"{what}: {image.width}x{image.height} is over the pixel limit of {max_pixels}")
+        return pil_to_tensor(to_rgb(image))
+    with _pixel_limit_disabled():
+        return pil_to_tensor(load_image(image, max_pixels=max_pixels))
+
+
+def effective_style_size(style_size: StyleSize, style: object) -> int | None:
+    """'auto' resizes files and PIL images to DEFAULT_STYLE_SIZE and keeps tensors as given."""
+    if style_size == "auto":
+        return None if isinstance(style, torch.Tensor) else DEFAULT_STYLE_SIZE
+    if style_size is not None and (isinstance(style_size, str) or style_size < MIN_SIDE):
+        raise IecastError(f"style size must be 'auto', None or at least {MIN_SIDE} pixels (got {style_size!r})")
+    return style_size
+
+
+def _check_min_side(x: torch.Tensor, label: str) -> None:
+    h, w = x.shape[-2:]
+    if min(h, w) < MIN_SIDE:
+        raise IecastError(f"{label}: image is too small ({w}x{h}); each side needs at least {MIN_SIDE} pixels")
+
+
+def normalise_style_weights(style_weights: Sequence[float] | None, count: int) -> list[float]:
+    """Weights for `count` styles, summing to 1 (equal if None); a warning if they had to be rescaled."""
+    if style_weights is None:
+        return [1.0 / count] * count
+    values = [float(v) for v in style_weights]
+    if len(values) != count:
+        raise IecastError(f"got {len(values)} style weights for {count} styles")
+    if any(not math.isfinite(v) or v < 0 for v in values):
+        raise IecastError(f"style weights must be finite and non-negative (got {values})")
+    total = sum(values)
+    if total <= 0:
+        raise IecastError("style weights sum to 0; give at least one positive weight")
+    if abs(total - 1.0) > 1e-6:
+        warnings.warn(f"style weights {values} sum to {total:g}, not 1; normalised to "
+                      f"{[round(v / total, 4) for v in values]}", IecastWarning, stacklevel=3)
+    return [v / total for v in values]
+
+
+def load_mask(mask: ImageLike, size: tuple[int, int], label: str = "mask") -> torch.Tensor:
+    """A mask as a (1, 1, H, W) tensor of 0/1 at the content's (H, W).
+
+    Masks of another size are resized (nearest) and masks that are not binary are thresholded
+    at half their range, each with a warning.
+    """
+    label = _label(mask, label)
+    if isinstance(mask, torch.Tensor):
+        m = mask.float()
+        while m.dim() < 4:
+            m = m.unsqueeze(0)
+        if m.shape[:2] != (1, 1):
+            raise IecastError(f"{label}: expected a (H, W) mask tensor, got shape {tuple(mask.shape)}")
+        top = 1.0
+    else:
+        image = mask if isinstance(mask, Image.Image) else load_image(mask)
+        m = torch.from_numpy(np.asarray(image.convert("L"), dtype=np.float32).copy())[None, None]
+        top = 255.0
+    if tuple(m.shape[-2:]) != tuple(size):
+        warnings.warn(f"{label}: mask is {m.shape[-1]}x{m.shape[-2]} but the content is {size[1]}x{size[0]}; "
+                      f"resized to fit", IecastWarning, stacklevel=3)
+        m = F.interpolate(m, size=size, mode="nearest")
+    binary = (m == 0) | (m == top)
+    if not bool(binary.all()):
+        warnings.warn(f"{label}: mask is not binary (values other than 0 and {top:g}); thresholded at {top / 2:g}",
+                      IecastWarning, stacklevel=3)
+    return (m >= top / 2).float()
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """The compute dtype: 'auto' is bf16 on GPUs and on CPUs with native bf16 (AVX512-BF16, AMX), else fp32."""
+    if precision not in PRECISIONS:
+        raise IecastError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        native_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or \
+            getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+        return torch.bfloat16 if device.type == "cpu" and native_bf16 else torch.float32
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 class Stylizer:
@@ -40,41 +190,241 @@ class Stylizer:
 
     Build with `Stylizer.from_pretrained(name_or_path)` (iecast weights) or
     `Stylizer.from_official(decoder=..., transformer=..., vgg=...)` (the authors' files).
+    `precision` is 'auto', 'fp32', 'bf16' or 'fp16'; `channels_last=None` uses it where it
+    helps (GPUs and reduced precision).
     """
 
-    def __init__(self, network: StyleTransferNetwork, device: str | torch.device = "cpu") -> None:
+    def __init__(self, network: StyleTransferNetwork, device: str | torch.device = "cpu", precision: str = "auto",
+                 channels_last: bool | None = None) -> None:
         self.device = torch.device(device)
         self.network = network.to(self.device).eval()
+        self.dtype = resolve_precision(precision, self.device)
+        self.precision = precision
+        if channels_last is None:
+            channels_last = self.device.type == "cuda" or self.dtype != torch.float32
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.network.to(memory_format=self.memory_format)
+        self.taps = ("relu4_1", "relu5_1") if self.network.needed_tap == "relu5_1" else ("relu4_1",)
+        self._sanet = getattr(self.network.transform, "kind", None) == "sanet"
+        self._decoder_halo = decoder_halo(self.network.decoder.layers, extra_convs=1 if self._sanet else 0)
 
     @property
     def encoder_id(self) -> str:
         return getattr(self.network, "encoder_id", "unknown")
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike = "default", device: str = "cpu") -> "Stylizer":
+    def from_pretrained(cls, name_or_path: str | os.PathLike = "default", device: str = "cpu",
+                        precision: str = "auto") -> "Stylizer":
         """Load a shipped model by name (see `iecast.weights.PRETRAINED`) or an iecast .safetensors file."""
-        return cls(weights.load_stylizer(weights.resolve_stylizer_path(name_or_path)), device)
+        return cls(weights.load_stylizer(weights.resolve_stylizer_path(name_or_path)), device, precision)
 
     @classmethod
     def from_official(cls, decoder: str | os.PathLike, transformer: str | os.PathLike, vgg: str | os.PathLike,
-                      device: str = "cpu") -> "Stylizer":
+                      device: str = "cpu", precision: str = "auto") -> "Stylizer":
         """Load the authors' decoder_iter_*.pth, transformer_iter_*.pth and vgg_normalised.pth."""
-        return cls(weights.load_official(decoder, transformer, vgg), device)
+        return cls(weights.load_official(decoder, transformer, vgg), device, precision)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
+
+    def _encode(self, image: torch.Tensor, tile: int | None) -> dict[str, torch.Tensor]:
+        with self._autocast():
+            return encode_tiled(self.network.encoder, self._to_device(image), self.taps, tile)
+
+    def _prepare(self, feats: dict[str, torch.Tensor], name: str, size: tuple[int, int]) -> PreparedStyle:
+        with self._autocast():
+            return PreparedStyle(self.network.transform.prepare_style(feats), name, size)
+
+    # ------------------------------------------------------------------ styles
 
     @torch.inference_mode()
-    def stylize(self, content: ImageLike, style: ImageLike, alpha: float = 1.0) -> Image.Image | torch.Tensor:
-        """Stylize `content` with `style`; the output has the content's size.
+    def prepare_style(self, style: ImageLike | PreparedStyle, style_size: StyleSize = "auto",
+                      match_colors_of: torch.Tensor | None = None, max_pixels: int | None = MAX_PIXELS) -> PreparedStyle:
+        """Encode a style once, resized so its shorter side is `style_size` (None keeps its size;
+        'auto' is DEFAULT_STYLE_SIZE for files and PIL images and keeps tensors as given).
+
+        `match_colors_of` (a content tensor) recolours the style to that content's colour
+        statistics first (the 'histogram' colour mode).
+        """
+        if isinstance(style, PreparedStyle):
+            return style
+        label = _label(style, "style")
+        size = effective_style_size(style_size, style)
+        s = load_as_tensor(style, label, max_pixels)[:1]
+        _check_min_side(s, label)
+        s = resize_shorter_side(s, size)
+        if match_colors_of is not None:
+            s = match_color_histogram(s, match_colors_of[:1].to(s))
+        s, size = pad_to_multiple(s, 1, MIN_PADDED_SIDE)
+        return self._prepare(self._encode(s, None), Path(label).stem if label != "style" else label, size)
+
+    # ------------------------------------------------------------------ stylize
+
+    @torch.inference_mode()
+    def stylize(self, content: ImageLike, style: ImageLike | PreparedStyle | Sequence[ImageLike | PreparedStyle],
+                alpha: float = 1.0, *, style_weights: Sequence[float] | None = None,
+                masks: Sequence[ImageLike] | None = None, preserve_color: str | None = None,
+                content_size: int | None = None, style_size: StyleSize = "auto",
+                tile: int | str | None = "auto", max_pixels: int | None = MAX_PIXELS) -> Image.Image | torch.Tensor:
+        """Stylize `content` with one style or a blend of several; the output has the content's size.
+
+        - `alpha` in [0, 1]: 0 gives the content's reconstruction T(c, c), 1 the full stylization.
+        - several styles: `style_weights` (normalised to sum 1, equal if omitted) interpolate the
+          transformed features; or `masks` (one per style) put each style in its own region
+          (where no mask covers, the content's reconstruction shows; overlaps are averaged).
+        - `preserve_color`: 'luminance' keeps the content's chroma, 'histogram' recolours the
+          styles to the content's colour statistics before stylizing.
+        - `content_size` / `style_size`: resize so the shorter side has that many pixels
+          (None keeps the size). `style_size='auto'` resizes style files and PIL images to 512,
+          the scale the model was trained at, and takes style tensors as given.
+        - `tile`: 'auto' (tile large images), None (never) or a tile side in pixels.
 
         Paths and PIL images give a PIL image; tensors (N or 1, 3, H, W) in [0, 1] give a tensor.
         """
         if not 0.0 <= alpha <= 1.0:
-            from iecast.errors import IecastError
-
             raise IecastError(f"alpha must be in [0, 1] (got {alpha})")
-        c = _as_tensor(content).to(self.device, torch.float32)
-        s = _as_tensor(style).to(self.device, torch.float32)
-        c_padded, (h, w) = pad_to_multiple(c)
-        out = self.network(c_padded, s, alpha=alpha)[..., :h, :w].clamp(0, 1)
+        if preserve_color in ("none", ""):
+            preserve_color = None
+        if preserve_color is not None and preserve_color not in PRESERVE_COLOR_MODES:
+            raise IecastError(f"unknown colour mode {preserve_color!r}; expected one of {', '.join(PRESERVE_COLOR_MODES)}")
+        styles = list(style) if isinstance(style, (list, tuple)) else [style]
+        if not styles:
+            raise IecastError("no style given")
+        if masks is not None and style_weights is not None:
+            raise IecastError("give either style weights or masks, not both")
+        if masks is not None and len(masks) != len(styles):
+            raise IecastError(f"got {len(masks)} masks for {len(styles)} styles; give one mask per style")
+        blend = normalise_style_weights(style_weights, len(styles))
+        label = _label(content, "content")
+        c = load_as_tensor(content, label, max_pixels)
+        c = resize_shorter_side(c, content_size)
+        _check_min_side(c, label)
+        mask_maps = None
+        if masks is not None:
+            mask_maps = torch.cat([load_mask(m, tuple(c.shape[-2:]), f"mask {i + 1}") for i, m in enumerate(masks)])
+        shared = None if preserve_color == "histogram" else [self.prepare_style(s, style_size, None, max_pixels)
+                                                              for s in styles]
+        outputs = []
+        for one in c.split(1):
+            prepared = shared if shared is not None else \
+                [self.prepare_style(s, style_size, one, max_pixels) for s in styles]
+            identity_size = DEFAULT_STYLE_SIZE if style_size == "auto" else style_size
+            out = self.stylize_prepared(one, prepared, alpha, blend, mask_maps, identity_size, tile)
+            if preserve_color == "luminance":
+                out = transfer_luminance(out, one.to(out.device))
+            outputs.append(out)
+        out = torch.cat(outputs)
         if isinstance(content, torch.Tensor):
             return out if content.dim() == 4 else out[0]
         return tensor_to_pil(out)
+
+    @torch.inference_mode()
+    def stylize_prepared(self, content: torch.Tensor, styles: Sequence[PreparedStyle], alpha: float = 1.0,
+                         style_weights: Sequence[float] | None = None, masks: torch.Tensor | None = None,
+                         identity_size: int | None = DEFAULT_STYLE_SIZE, tile: int | str | None = "auto") -> torch.Tensor:
+        """The core pass on one (1, 3, H, W) content tensor with prepared styles; returns (1, 3, H, W) in [0, 1].
+
+        `masks` is (len(styles), 1, H, W) of 0/1. The content's own keys (for alpha < 1 and
+        uncovered mask areas) come from the content downscaled so its shorter side is at most
+        `identity_size`, which bounds their cost on large images.
+        """
+        height, width = content.shape[-2:]
+        blend = list(style_weights) if style_weights is not None else [1.0 / len(styles)] * len(styles)
+        tile_px = choose_tile(height, width, tile)
+        padded, _ = pad_to_multiple(content, PAD_MULTIPLE, MIN_PADDED_SIDE)
+        feats = self._encode(padded, tile_px)
+        grid = feats["relu4_1"].shape[-2:]
+        if masks is not None:
+            padded_masks, _ = pad_to_multiple(masks.to(self.device, torch.float32), PAD_MULTIPLE, MIN_PADDED_SIDE)
+            cover = F.interpolate(padded_masks, size=grid, mode="nearest")
+            terms: list = list((alpha * cover / cover.sum(0, keepdim=True).clamp_min(1)).split(1))
+        else:
+            terms = [alpha * w for w in blend]
+        identity_weight = 1 - sum(terms)
+        pairs = [(w, s) for w, s in zip(terms, styles) if not (isinstance(w, float) and w == 0)]
+        needs_identity = bool((identity_weight.abs() > 1e-7).any()) if isinstance(identity_weight, torch.Tensor) \
+            else abs(identity_weight) > 1e-7
+        if needs_identity:
+            pairs.append((identity_weight, self._identity_style(padded, feats, identity_size)))
+        mixed = self._transform_mix(feats, pairs)
+        del feats
+        out = decode_tiled(self._head, mixed, tile_px, self._decoder_halo)
+        return out[:, :, :height, :width].clamp_(0, 1)
+
+    def _identity_style(self, padded: torch.Tensor, feats: dict[str, torch.Tensor], size: int | None) -> PreparedStyle:
+        """The content as its own style (T(c, c)), from a downscaled copy when it is large."""
+        if size is None or min(padded.shape[-2:]) <= size:
+            return self._prepare(feats, "content", tuple(padded.shape[-2:]))
+        small, _ = pad_to_multiple(resize_shorter_side(padded, size), 1, MIN_PADDED_SIDE)
+        return self._prepare(self._encode(small, None), "content", tuple(small.shape[-2:]))
+
+    def _transform_mix(self, feats: dict[str, torch.Tensor], pairs: list) -> torch.Tensor:
+        """sum_i w_i * T(c, s_i) for (weight, PreparedStyle) pairs; weights are floats or (1, 1, h, w) maps."""
+        if not self._sanet:
+            with self._autocast():
+                out = None
+                for w, style in pairs:
+                    term = w * self.network.transform.apply_style(feats, style.features).float()
+                    out = term if out is None else out + term
+                return out
+        return self._sanet_mix(feats, pairs)
+
+    def _sanet_mix(self, feats: dict[str, torch.Tensor], pairs: list) -> torch.Tensor:
+        """The SANet attention for every style, in chunks of content rows, blended before the merge conv.
+
+        The merge conv (a 3x3 conv with bias, no activation) is linear and the blend weights
+        sum to 1, so blending its input equals blending T(c, s_i) for global weights; it runs
+        in the decoder's tiles (`_head`). Normalisation statistics are over the whole maps.
+        """
+        transform = self.network.transform
+        c4, c5 = feats["relu4_1"], feats["relu5_1"]
+        mean4, std4 = mean_std(c4.float())
+        mean5, std5 = mean_std(c5.float())
+        mixed = torch.empty(c4.shape, dtype=torch.float32, device=c4.device)
+        rows = max(2, (QUERY_CHUNK // max(1, c4.shape[-1])) // 2 * 2)
+        with self._autocast():
+            for r0 in range(0, c4.shape[-2], rows):
+                r1 = min(c4.shape[-2], r0 + rows)
+                q4, q5 = c4[:, :, r0:r1], c5[:, :, r0 // 2:(r1 + 1) // 2]
+                query4 = transform.sanet4_1.f(((q4.float() - mean4) / std4).to(q4.dtype))
+                query5 = transform.sanet5_1.f(((q5.float() - mean5) / std5).to(q5.dtype))
+                acc = None
+                for w, style in pairs:
+                    out4 = _attend(transform.sanet4_1, q4, query4, *style.features["relu4_1"])
+                    out5 = _attend(transform.sanet5_1, q5, query5, *style.features["relu5_1"])
+                    merged = out4.float() + out5.float().repeat_interleave(2, -2).repeat_interleave(2, -1)[
+                        :, :, :r1 - r0, :out4.shape[-1]]
+                    if isinstance(w, torch.Tensor):
+                        merged = merged * w[:, :, r0:r1]
+                    else:
+                        merged = merged * w
+                    acc = merged if acc is None else acc.add_(merged)
+                mixed[:, :, r0:r1] = acc
+        return mixed
+
+    def _head(self, mixed: torch.Tensor) -> torch.Tensor:
+        """The merge conv (SANet) and the decoder on a (tile of the) blended transform input."""
+        x = self._to_device(mixed)
+        with self._autocast():
+            if self._sanet:
+                x = self.network.transform.merge_conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))
+            return self.network.decoder(x)
+
+
+def _attend(block, content: torch.Tensor, query_map: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """content + out_conv(softmax(Q K^T) V) for a chunk of content rows (scale 1, no N x M matrix)."""
+    n, c, height, width = content.shape
+    query = query_map.permute(0, 2, 3, 1).reshape(n, height * width, c).contiguous()
+    keys, values = keys.to(query.dtype), values.to(query.dtype)
+    if keys.shape[0] != n:
+        keys, values = keys.expand(n, -1, -1), values.expand(n, -1, -1)
+    out = F.scaled_dot_product_attention(query.unsqueeze(1), keys.unsqueeze(1), values.unsqueeze(1), scale=1.0)
+    out = out.squeeze(1).reshape(n, height, width, c).permute(0, 3, 1, 2)
+    return content + block.out_conv(out)

@@ -12,7 +12,7 @@ import sys
 from iecast import __version__
 from iecast.errors import IecastError
 
-SUBCOMMANDS = ("stylize",)
+SUBCOMMANDS = ("stylize", "video", "train", "export", "serve", "eval", "eval_video", "survey")
 
 
 def build_parser() -> argparse.ArgumentParser:
