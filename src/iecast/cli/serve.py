@@ -1,0 +1,44 @@
+"""`iecast serve`: the local web page (upload a photo, pick a style, download the result)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="start a local web page to stylize photos in the browser")
+    p.add_argument("--weights", default="default", help="pretrained name or iecast .safetensors path")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this computer only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--styles", type=Path, default=None, help="folder of sample style images (default: the shipped samples)")
+    p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest request body in MB")
+    p.add_argument("--max-megapixels", type=float, default=50.0, help="largest uploaded image in megapixels")
+    p.add_argument("--max-side", type=int, default=1024, help="largest output side offered, in pixels")
+    p.add_argument("--queue", type=int, default=4, help="jobs allowed to wait; more get 503 'busy'")
+    p.add_argument("--style-size", default="auto",
+                   help="shorter side the style is resized to: pixels, 'none' (keep), or 'auto' (the library's default)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from iecast.errors import IecastError
+    from iecast.serve import ServeConfig, serve
+
+    if args.queue < 1 or args.max_side < 68 or args.max_upload_mb <= 0 or args.max_megapixels <= 0:
+        raise IecastError("--queue must be >= 1, --max-side >= 68, and the upload and pixel limits positive")
+    if args.styles is not None and not args.styles.is_dir():
+        raise IecastError(f"{args.styles}: no such folder of style images")
+    style_size: int | str | None = args.style_size
+    if style_size == "none":
+        style_size = None
+    elif style_size != "auto":
+        if not str(style_size).isdigit() or int(style_size) < 32:
+            raise IecastError(f"--style-size must be a number of pixels (>= 32), 'none' or 'auto' (got {style_size!r})")
+        style_size = int(style_size)
+    config = ServeConfig(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+                         max_pixels=int(args.max_megapixels * 1e6), max_side=args.max_side,
+                         default_size=min(512, args.max_side), queue_size=args.queue, samples_dir=args.styles,
+                         style_size=style_size)
+    serve(args.weights, host=args.host, port=args.port, config=config, device=args.device)
+    return 0

@@ -1,0 +1,593 @@
+"""`iecast serve`: a local web page to stylize photos (FastAPI + one plain HTML page).
+
+Memory stays bounded whatever the clients do:
+- a request body over `max_upload_bytes` gets 413 before it is parsed (read and dropped, never kept);
+- an upload is checked from its header only (format, width x height): not an image -> 400,
+  over `max_pixels` -> 413, so a decompression bomb is never decoded;
+- one worker thread stylizes one job at a time; at most `queue_size` jobs wait, each holding only
+  its compressed uploads; a job over that gets 503 with a message to retry;
+- finished results (PNG bytes) are kept for `result_ttl_s`, at most `keep_results` of them.
+
+Clients poll `GET /api/jobs/{id}` for the queue position and progress (the share of the
+network's convolution work done, from forward hooks), then fetch `GET /api/jobs/{id}/result`.
+"""
+from __future__ import annotations
+
+import copy
+import importlib.resources
+import inspect
+import io
+import os
+import queue
+import re
+import tempfile
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from iecast.errors import IecastError
+from iecast.images import IMAGE_EXTENSIONS, load_image
+
+try:  # the `serve` extra; at module level so FastAPI can resolve the endpoints' annotations
+    from fastapi import FastAPI, File, Form, Request, UploadFile
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse, Response
+    from fastapi.staticfiles import StaticFiles
+except ImportError:  # pragma: no cover - reported by create_app
+    FastAPI = None
+
+SIZES = (256, 384, 512, 768, 1024, 1536, 2048)
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+MIN_IMAGE_SIDE = 17
+
+
+@dataclass
+class ServeConfig:
+    """Limits and options of the web app."""
+
+    max_upload_bytes: int = 25 * 1024 * 1024
+    max_pixels: int = 50_000_000
+    max_side: int = 1024
+    default_size: int = 512
+    queue_size: int = 4
+    keep_results: int = 16
+    result_ttl_s: float = 900.0
+    samples_dir: Path | None = None
+    style_size: int | str | None = "auto"  # passed to `stylize(style_size=...)`: "auto" = the library's default scale
+
+    def sizes(self) -> list[int]:
+        """The output sizes (longest side) the page offers."""
+        return [s for s in SIZES if s <= self.max_side] or [self.max_side]
+
+
+class UploadRejected(Exception):
+    """A request the server refuses: an HTTP status and a one-line message for the page."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# ----------------------------------------------------------------------------- request body limit
+
+class BodySizeLimit:
+    """ASGI wrapper: a request whose body exceeds `max_bytes` gets 413 and its body is discarded.
+
+    A declared Content-Length is checked before anything is read; a chunked body is counted as
+    it arrives. The rejected body is read and dropped (up to `drain_bytes`) so the client gets the
+    413 instead of a connection reset.
+    """
+
+    def __init__(self, app: Callable, max_bytes: int, drain_bytes: int | None = None) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.drain_bytes = drain_bytes if drain_bytes is not None else max(4 * max_bytes, 64 * 1024 * 1024)
+
+    def _message(self) -> str:
+        return f"upload too large: the limit is {self.max_bytes / 1048576:.1f} MB per request"
+
+    async def _reject(self, receive: Callable, send: Callable, already: int, more_body: bool) -> None:
+        drained = already
+        while more_body and drained <= self.drain_bytes:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            drained += len(message.get("body", b""))
+            more_body = message.get("more_body", False)
+        body = ('{"error": "%s"}' % self._message()).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if more_body:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(receive, send, 0, True)
+            return
+        received = 0
+        rejected = False
+
+        async def counted_receive() -> dict:
+            nonlocal received, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    rejected = True
+                    await self._reject(receive, send, received, message.get("more_body", False))
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: dict) -> None:
+            if not rejected:
+                await send(message)
+
+        await self.app(scope, counted_receive, guarded_send)
+
+
+# ----------------------------------------------------------------------------- uploads and samples
+
+def inspect_upload(data: bytes, what: str, max_pixels: int) -> tuple[int, int]:
+    """(width, height) from an upload's header, without decoding its pixels; or `UploadRejected`."""
+    if not data:
+        raise UploadRejected(400, f"{what}: the file is empty")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except Image.DecompressionBombError as exc:
+        raise UploadRejected(413, f"{what}: refused as a decompression bomb ({str(exc).split('.')[0][:80]})") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise UploadRejected(400, f"{what}: not a readable image; upload a JPEG, PNG, WebP, BMP or TIFF file") from exc
+    if width * height > max_pixels:
+        raise UploadRejected(413, f"{what}: {width}x{height} is over the limit of {max_pixels / 1e6:.0f} megapixels")
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise UploadRejected(400, f"{what}: {width}x{height} is too small; both sides must be at least {MIN_IMAGE_SIDE} pixels")
+    return width, height
+
+
+def default_samples_dir() -> Path | None:
+    """The package's sample folder (`iecast/assets/samples`), if this installation has one."""
+    root = Path(str(importlib.resources.files("iecast.assets").joinpath("samples")))
+    return root if root.is_dir() else None
+
+
+def list_sample_styles(samples_dir: Path | None) -> dict[str, Path]:
+    """{name: file} of the style images offered in the picker.
+
+    Uses `<dir>/style` or `<dir>/styles` where present, otherwise the images directly in `<dir>`.
+    """
+    if samples_dir is None or not Path(samples_dir).is_dir():
+        return {}
+    root = Path(samples_dir)
+    for sub in ("style", "styles"):
+        if (root / sub).is_dir():
+            root = root / sub
+            break
+    return {p.stem: p for p in sorted(root.iterdir())
+            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")}
+
+
+def color_modes(stylizer: Any) -> tuple[str, ...]:
+    """The colour-preservation modes the stylizer's `stylize(preserve_color=...)` accepts (none if it has no such option)."""
+    if "preserve_color" not in inspect.signature(stylizer.stylize).parameters:
+        return ()
+    try:
+        from iecast.color import PRESERVE_COLOR_MODES
+    except ImportError:
+        return ()
+    return tuple(PRESERVE_COLOR_MODES)
+
+
+def expected_style_hw(style: Image.Image, style_size: int | str | None = "auto") -> tuple[int, int]:
+    """The size the stylizer will encode a PIL style at (`style_size` pixels on the shorter side;
+    "auto": the library's `DEFAULT_STYLE_SIZE` where it has one; None: as given). Only for the progress estimate."""
+    import iecast.stylizer
+
+    shorter = getattr(iecast.stylizer, "DEFAULT_STYLE_SIZE", None) if style_size == "auto" else style_size
+    if not shorter:
+        return style.height, style.width
+    scale = shorter / min(style.size)
+    return max(1, round(style.height * scale)), max(1, round(style.width * scale))
+
+
+def display_name(stem: str) -> str:
+    return re.sub(r"[_\-]+", " ", stem).strip().capitalize()
+
+
+def fit_within(image: Image.Image, longest_side: int) -> Image.Image:
+    """Downscale (never upscale) so the longest side is at most `longest_side`."""
+    scale = longest_side / max(image.size)
+    if scale >= 1:
+        return image
+    size = (max(MIN_IMAGE_SIDE, round(image.width * scale)), max(MIN_IMAGE_SIDE, round(image.height * scale)))
+    return image.resize(size, Image.LANCZOS)
+
+
+# ----------------------------------------------------------------------------- jobs
+
+@dataclass
+class Job:
+    """One stylization request and its state."""
+
+    id: str
+    content: bytes
+    content_name: str
+    style: bytes | Path
+    alpha: float
+    preserve_color: str
+    size: int
+    status: str = "queued"  # queued -> running -> done | failed
+    stage: str = "waiting in the queue"
+    progress: float = 0.0
+    error: str | None = None
+    result: bytes | None = None
+    result_size: tuple[int, int] | None = None
+    created: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+
+    def public(self, position: int | None) -> dict[str, Any]:
+        """The job as the page sees it."""
+        info: dict[str, Any] = {"id": self.id, "status": self.status, "stage": self.stage,
+                                "progress": round(self.progress, 4)}
+        if position is not None:
+            info["position"] = position
+        if self.error:
+            info["error"] = self.error
+        if self.status == "done":
+            info["result_url"] = f"/api/jobs/{self.id}/result"
+            info["download_name"] = self.download_name()
+            info["width"], info["height"] = self.result_size
+        return info
+
+    def download_name(self) -> str:
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(self.content_name).stem)[:60] or "image"
+        return f"{stem}-stylized.png"
+
+
+class ConvProgress:
+    """Share of a network's convolution work done so far, counted by forward hooks.
+
+    The total for a given input size comes from a dry run of a copy of the network on the
+    `meta` device (shapes only, no arithmetic), so the bar is proportional to real work.
+    """
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        self.network = network
+        self.meta_network = copy.deepcopy(network).to("meta")
+        self.done = 0.0
+        self.total = 0.0
+        self.callback: Callable[[float], None] | None = None
+
+    @staticmethod
+    def _conv_work(module: torch.nn.Conv2d, output: torch.Tensor) -> float:
+        kh, kw = module.kernel_size
+        return float(output.numel()) * module.in_channels // module.groups * kh * kw
+
+    def _convs(self, network: torch.nn.Module) -> list[torch.nn.Conv2d]:
+        return [m for m in network.modules() if isinstance(m, torch.nn.Conv2d)]
+
+    def estimate(self, content_hw: tuple[int, int], style_hw: tuple[int, int], alpha: float) -> float | None:
+        """Convolution work (multiply-adds) for one stylization at these sizes (None if the dry run fails)."""
+        from iecast.stylizer import PAD_MULTIPLE
+
+        total = [0.0]
+        hooks = [m.register_forward_hook(lambda mod, _i, out: total.__setitem__(0, total[0] + self._conv_work(mod, out)))
+                 for m in self._convs(self.meta_network)]
+        pad = lambda n: n + (-n) % PAD_MULTIPLE  # noqa: E731
+        try:
+            with torch.no_grad():
+                self.meta_network(torch.empty(1, 3, pad(content_hw[0]), pad(content_hw[1]), device="meta"),
+                                  torch.empty(1, 3, *style_hw, device="meta"), alpha)
+        except Exception:  # a network the meta device cannot run: progress falls back to stages
+            return None
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return total[0]
+
+    def track(self, total: float, callback: Callable[[float], None]) -> "ConvProgress":
+        self.done, self.total, self.callback = 0.0, max(total, 1.0), callback
+        return self
+
+    def __enter__(self) -> "ConvProgress":
+        def count(module: torch.nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+            self.done += self._conv_work(module, output)
+            if self.callback is not None:
+                self.callback(min(self.done / self.total, 1.0))
+
+        self._hooks = [m.register_forward_hook(count) for m in self._convs(self.network)]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for hook in self._hooks:
+            hook.remove()
+
+
+class StylizeService:
+    """A bounded job queue in front of one stylizer, served by one worker thread."""
+
+    def __init__(self, stylizer: Any, config: ServeConfig) -> None:
+        self.stylizer = stylizer
+        self.config = config
+        self.pending: queue.Queue[Job | None] = queue.Queue(maxsize=config.queue_size)
+        self.jobs: OrderedDict[str, Job] = OrderedDict()
+        self.waiting: list[str] = []
+        self.lock = threading.Lock()
+        self.worker: threading.Thread | None = None
+        self.color_modes = color_modes(stylizer)
+        self.accepts_style_size = "style_size" in inspect.signature(stylizer.stylize).parameters
+        network = getattr(stylizer, "network", None)
+        self.progress = ConvProgress(network) if isinstance(network, torch.nn.Module) else None
+
+    # lifecycle
+    def start(self) -> None:
+        if self.worker is None:
+            self.worker = threading.Thread(target=self._work, name="iecast-stylize", daemon=True)
+            self.worker.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.worker is not None:
+            self.pending.put(None)
+            self.worker.join(timeout)
+            self.worker = None
+
+    # requests
+    def submit(self, job: Job) -> int:
+        """Queue a job; its position (1 = next). `UploadRejected(503)` when the queue is full."""
+        with self.lock:
+            self._prune()
+            try:
+                self.pending.put_nowait(job)
+            except queue.Full:
+                raise UploadRejected(503, f"the server is busy ({self.config.queue_size} jobs waiting); "
+                                          f"try again in a moment") from None
+            self.jobs[job.id] = job
+            self.waiting.append(job.id)
+            return len(self.waiting)
+
+    def status(self, job_id: str) -> dict[str, Any] | None:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None:
+                return None
+            position = self.waiting.index(job_id) + 1 if job_id in self.waiting else None
+            return job.public(position)
+
+    def result(self, job_id: str) -> Job | None:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            return job if job is not None and job.status == "done" else None
+
+    def _prune(self) -> None:
+        """Forget finished jobs past their time or beyond `keep_results` (oldest first)."""
+        now = time.monotonic()
+        finished = [j for j in self.jobs.values() if j.finished is not None]
+        expired = [j for j in finished if now - j.finished > self.config.result_ttl_s]
+        overflow = finished[: max(0, len(finished) - self.config.keep_results)]
+        for job in {j.id: j for j in expired + overflow}.values():
+            del self.jobs[job.id]
+
+    # worker
+    def _work(self) -> None:
+        if self.progress is not None:
+            self.progress.estimate((64, 64), (64, 64), 0.5)  # pay the meta-device warm-up before the first job
+        while True:
+            job = self.pending.get()
+            if job is None:
+                return
+            with self.lock:
+                self.waiting.remove(job.id)
+                job.status, job.stage = "running", "reading the images"
+            try:
+                self._run(job)
+                job.status, job.stage, job.progress = "done", "done", 1.0
+            except (IecastError, UploadRejected) as exc:
+                job.status, job.stage, job.error = "failed", "failed", str(exc)
+            except Exception as exc:  # a bug or out of memory: report it, keep serving
+                job.status, job.stage = "failed", "failed"
+                job.error = f"stylization failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})"
+            finally:
+                job.content, job.style = b"", b""
+                with self.lock:
+                    job.finished = time.monotonic()
+                    self._prune()
+
+    def _decode(self, data: bytes | Path, what: str, scratch: Path) -> Image.Image:
+        """Fully decode an upload with `load_image` (pixel limit, modes, EXIF) and name it `what`."""
+        if isinstance(data, Path):
+            return load_image(data, max_pixels=self.config.max_pixels)
+        path = scratch / what
+        path.write_bytes(data)
+        try:
+            return load_image(path, max_pixels=self.config.max_pixels)
+        except IecastError as exc:
+            raise IecastError(str(exc).replace(str(path), what)) from None
+
+    def _run(self, job: Job) -> None:
+        with tempfile.TemporaryDirectory(prefix="iecast-serve-") as scratch:
+            content = fit_within(self._decode(job.content, "content image", Path(scratch)), job.size)
+            style = self._decode(job.style, "style image", Path(scratch))
+        kwargs: dict[str, Any] = {"alpha": job.alpha}
+        if self.config.style_size != "auto" and self.accepts_style_size:
+            kwargs["style_size"] = self.config.style_size
+        if job.preserve_color:
+            kwargs["preserve_color"] = job.preserve_color
+        job.stage = "stylizing"
+        total = None
+        if self.progress is not None:
+            total = self.progress.estimate((content.height, content.width),
+                                           expected_style_hw(style, kwargs.get("style_size", "auto")), job.alpha)
+        if total is not None:
+            with self.progress.track(total, lambda share: setattr(job, "progress", 0.97 * share)):
+                result = self.stylizer.stylize(content, style, **kwargs)
+        else:
+            result = self.stylizer.stylize(content, style, **kwargs)
+        job.stage, job.progress = "encoding the result", max(job.progress, 0.97)
+        buffer = io.BytesIO()
+        result.save(buffer, format="PNG")
+        job.result, job.result_size = buffer.getvalue(), result.size
+
+
+# ----------------------------------------------------------------------------- the app
+
+def create_app(stylizer: Any, config: ServeConfig | None = None) -> Callable:
+    """The ASGI app (FastAPI inside the request-size limit). `stylizer` needs
+    `stylize(content: PIL, style: PIL, alpha=...) -> PIL` (and optionally `preserve_color=`)."""
+    from contextlib import asynccontextmanager
+
+    if FastAPI is None:
+        raise IecastError("the web app needs the serve extra: pip install 'iecast[serve]'")
+    config = config or ServeConfig()
+    samples_dir = config.samples_dir if config.samples_dir is not None else default_samples_dir()
+    service = StylizeService(stylizer, config)
+    thumbnails: dict[str, bytes] = {}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        service.start()
+        yield
+        service.stop()
+
+    app = FastAPI(title="iecast", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.service = service
+
+    @app.exception_handler(UploadRejected)
+    async def _rejected(_request: Request, exc: UploadRejected) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
+        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid value')}"}, status_code=400)
+
+    def styles() -> dict[str, Path]:
+        return list_sample_styles(samples_dir)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.get("/api/health")
+    async def health() -> dict[str, Any]:
+        return {"ok": True, "queued": len(service.waiting), "queue_size": config.queue_size}
+
+    @app.get("/api/config")
+    async def page_config() -> dict[str, Any]:
+        return {
+            "sizes": config.sizes(), "default_size": min(config.default_size, config.max_side),
+            "max_upload_bytes": config.max_upload_bytes, "max_pixels": config.max_pixels,
+            "color_modes": list(service.color_modes),
+            "styles": [{"name": name, "label": display_name(name), "url": f"/api/styles/{name}"} for name in styles()],
+        }
+
+    @app.get("/api/styles/{name}")
+    async def style_thumbnail(name: str) -> Response:
+        path = styles().get(name)
+        if path is None:
+            return JSONResponse({"error": f"no sample style named {name!r}"}, status_code=404)
+        if name not in thumbnails:
+            image = fit_within(load_image(path, max_pixels=config.max_pixels), 192)
+            buffer = io.BytesIO()
+            image.save(buffer, format="JPEG", quality=85)
+            thumbnails[name] = buffer.getvalue()
+        return Response(thumbnails[name], media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+    @app.post("/api/jobs", status_code=202)
+    async def create_job(
+        content: UploadFile = File(..., description="the photo"),
+        style: UploadFile | None = File(None, description="an uploaded style image"),
+        style_name: str = Form(""),
+        alpha: float = Form(1.0),
+        preserve_color: str = Form(""),
+        size: int = Form(0),
+    ) -> JSONResponse:
+        if not 0.0 <= alpha <= 1.0:
+            raise UploadRejected(400, f"alpha must be between 0 and 1 (got {alpha})")
+        if preserve_color in ("", "none"):
+            preserve_color = ""
+        elif preserve_color not in service.color_modes:
+            raise UploadRejected(400, f"unknown colour mode {preserve_color!r}; this server offers: "
+                                      f"{', '.join(service.color_modes) or 'none'}")
+        size = size or min(config.default_size, config.max_side)
+        if not MIN_IMAGE_SIDE * 4 <= size <= config.max_side:
+            raise UploadRejected(400, f"size must be between {MIN_IMAGE_SIDE * 4} and {config.max_side} pixels (got {size})")
+        content_bytes = await content.read()
+        inspect_upload(content_bytes, "content image", config.max_pixels)
+        style_source: bytes | Path
+        if style is not None and style.filename:
+            style_source = await style.read()
+            inspect_upload(style_source, "style image", config.max_pixels)
+        elif style_name:
+            if style_name not in styles():
+                raise UploadRejected(400, f"no sample style named {style_name!r}")
+            style_source = styles()[style_name]
+        else:
+            raise UploadRejected(400, "choose a sample style or upload a style image")
+        job = Job(id=uuid.uuid4().hex, content=content_bytes, content_name=content.filename or "image",
+                  style=style_source, alpha=alpha, preserve_color=preserve_color, size=size)
+        position = service.submit(job)
+        return JSONResponse({"id": job.id, "status_url": f"/api/jobs/{job.id}", "position": position},
+                            status_code=202)
+
+    @app.get("/api/jobs/{job_id}")
+    async def job_status(job_id: str) -> JSONResponse:
+        info = service.status(job_id)
+        if info is None:
+            return JSONResponse({"error": "no such job (finished results are kept for a limited time)"}, status_code=404)
+        return JSONResponse(info)
+
+    @app.get("/api/jobs/{job_id}/result")
+    async def job_result(job_id: str) -> Response:
+        job = service.result(job_id)
+        if job is None or job.result is None:
+            return JSONResponse({"error": "no finished result for this job"}, status_code=404)
+        return Response(job.result, media_type="image/png",
+                        headers={"Content-Disposition": f'inline; filename="{job.download_name()}"'})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    limited = BodySizeLimit(app, config.max_upload_bytes)
+    limited.service = service
+    limited.fastapi = app
+    return limited
+
+
+# ----------------------------------------------------------------------------- entry point
+
+def load_serving_stylizer(weights: str, device: str = "cpu") -> Any:
+    """The stylizer to serve, or a one-line error that says how to get weights."""
+    from iecast import weights as registry
+    from iecast.stylizer import Stylizer
+
+    if weights not in registry.PRETRAINED and not Path(weights).exists():
+        known = ", ".join(registry.PRETRAINED) or "none installed"
+        raise IecastError(f"no weights {weights!r} (pretrained names: {known}); pass --weights PATH to an iecast "
+                          f".safetensors, e.g. one made by `iecast train` then `iecast export CHECKPOINT -o model.safetensors`")
+    return Stylizer.from_pretrained(weights, device=device)
+
+
+def serve(weights: str = "default", host: str = "127.0.0.1", port: int = 8000, config: ServeConfig | None = None,
+          device: str = "cpu", limit_concurrency: int = 64) -> None:
+    """Load the weights, then serve the page until interrupted."""
+    import uvicorn
+
+    stylizer = load_serving_stylizer(weights, device)
+    app = create_app(stylizer, config)
+    print(f"iecast serve: open http://{host}:{port}/  (Ctrl+C to stop)", flush=True)
+    uvicorn.run(app, host=host, port=port, limit_concurrency=limit_concurrency, timeout_keep_alive=5,
+                log_level=os.environ.get("IECAST_LOG_LEVEL", "warning"))
