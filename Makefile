@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo clean
+.PHONY: setup test demo serve clean
 
 setup: $(STAMP)
 
@@ -17,6 +17,12 @@ $(STAMP): pyproject.toml requirements-ci.txt
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# The local web page; `make serve WEIGHTS=path/to/model.safetensors PORT=8000` for other weights.
+WEIGHTS ?= default
+PORT ?= 8000
+serve: setup
+	$(PY) -m iecast.cli serve --weights $(WEIGHTS) --port $(PORT)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
