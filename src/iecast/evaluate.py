@@ -1,0 +1,745 @@
+"""The evaluation harness: several methods on the same content x style pairs, cached outputs, reports.
+
+`evaluate(EvalConfig(...))` stylizes every pair with every method (only what is not cached
+yet), measures each output, optionally measures video stability, and writes `report.json`,
+`report.md` and `index.html` (an offline image grid) into the output folder.
+
+Methods (`--method`, optionally `label=spec`):
+- `iecast:<name-or-path>`: an iecast stylizer file or registered name (any transform: SANet, AdaIN);
+- `official:<dir>`: the authors' decoder_iter_*.pth, transformer_iter_*.pth and vgg_normalised.pth;
+- `gatys`: Gatys et al. optimisation with the metric encoder (`iecast.gatys`);
+- `folder:<dir>`: precomputed outputs named `<content>_stylized_<style>.<ext>` from any other tool.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import html
+import json
+import math
+import os
+import re
+import shutil
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+from urllib.parse import quote
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from iecast import __version__, losses, metrics
+from iecast.errors import IecastError
+from iecast.gatys import GatysConfig, GatysStylizer
+from iecast.images import IMAGE_EXTENSIONS, load_image, pil_to_tensor, save_image, tensor_to_pil
+from iecast.models.vgg import VGGEncoder
+
+REPORT_FORMAT = "iecast-eval-report/1"
+OUTPUT_SEPARATOR = "_stylized_"
+HTML_VIDEO_FRAMES = 6
+LOWER_IS_BETTER = {"content_loss": True, "style_loss": True, "gram_style_loss": True, "ssim": False}
+METRIC_DESCRIPTIONS = {
+    "content_loss": "SPEC.md content loss: MSE of mean-variance-normalised relu4_1 + relu5_1 (output vs content)",
+    "style_loss": "SPEC.md style loss: channel mean + std MSE over relu1_1..relu5_1 (output vs style)",
+    "gram_style_loss": "Gatys et al. Gram-matrix MSE over relu1_1..relu5_1, Gram = F F^T / (H W) (output vs style)",
+    "ssim": "SSIM of grayscale output and content (scikit-image, Gaussian window sigma 1.5)",
+}
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def list_images(folder: str | os.PathLike, limit: int | None = None, what: str = "image") -> list[Path]:
+    """Sorted image files of a folder (first `limit`), or a one-line error for a missing/empty folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise IecastError(f"{folder}: no such folder ({what}s)")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                   and not p.name.startswith("."))
+    if not files:
+        raise IecastError(f"{folder}: empty folder: no {what} files ({', '.join(IMAGE_EXTENSIONS)})")
+    stems = [p.stem for p in files]
+    duplicates = sorted({s for s in stems if stems.count(s) > 1})
+    if duplicates:
+        raise IecastError(f"{folder}: several files share the name {duplicates[0]!r} (different extensions); rename them")
+    if limit is not None:
+        if limit < 1:
+            raise IecastError(f"--limit must be >= 1 (got {limit})")
+        files = files[:limit]
+    return files
+
+
+def fit_within(image: Image.Image, size: int | None) -> Image.Image:
+    """Downscale (never upscale) so the longer side is at most `size`, keeping the aspect ratio."""
+    if size is None or max(image.size) <= size:
+        return image
+    scale = size / max(image.size)
+    new = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(new, Image.Resampling.LANCZOS)
+
+
+def load_frames(source: str | os.PathLike, max_frames: int | None = None) -> list[Image.Image]:
+    """Frames of a video file (PyAV) or of a folder of images (sorted by name), as RGB PIL images."""
+    source = Path(source)
+    if source.is_dir():
+        files = list_images(source, what="video frame")
+        frames = [load_image(p) for p in files[:max_frames]]
+    elif source.is_file():
+        try:
+            import av
+        except ImportError as exc:
+            raise IecastError(f"{source}: reading video files needs PyAV: pip install 'iecast[video]' (or pass a folder of frames)") from exc
+        frames = []
+        try:
+            with av.open(str(source)) as container:
+                for frame in container.decode(video=0):
+                    frames.append(frame.to_image().convert("RGB"))
+                    if max_frames is not None and len(frames) >= max_frames:
+                        break
+        except Exception as exc:
+            raise IecastError(f"{source}: not a readable video ({type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''})") from exc
+    else:
+        raise IecastError(f"{source}: no such video file or frame folder")
+    if len(frames) < 2:
+        raise IecastError(f"{source}: a video needs at least 2 frames (found {len(frames)})")
+    sizes = {f.size for f in frames}
+    if len(sizes) > 1:
+        raise IecastError(f"{source}: frames have different sizes ({', '.join(f'{w}x{h}' for w, h in sorted(sizes)[:3])})")
+    return frames
+
+
+def frames_tensor(frames: Sequence[Image.Image]) -> torch.Tensor:
+    """PIL frames -> (T, 3, H, W) in [0, 1]."""
+    return torch.cat([pil_to_tensor(f) for f in frames])
+
+
+# ----------------------------------------------------------------------------- methods
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A parsed `--method` value: `label` names its folder and its rows in the reports."""
+
+    label: str
+    kind: str
+    target: str
+    spec: str
+
+
+def _safe_label(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "method"
+
+
+def parse_method(spec: str) -> MethodSpec:
+    """Parse `[label=]iecast:<name-or-path>`, `official:<dir>`, `gatys` or `folder:<dir>`."""
+    label = None
+    body = spec
+    if "=" in spec.split(":", 1)[0]:
+        label, body = spec.split("=", 1)
+    kind, _, target = body.partition(":")
+    if kind == "gatys":
+        if target:
+            raise IecastError(f"--method {spec}: 'gatys' takes no argument (use --gatys-steps and friends)")
+        default = "gatys"
+    elif kind in ("iecast", "official", "folder"):
+        if not target:
+            raise IecastError(f"--method {spec}: '{kind}:' needs a {'name or path' if kind == 'iecast' else 'folder'}")
+        stem = Path(target).stem if kind == "iecast" and target.endswith(".safetensors") else Path(target.rstrip("/")).name
+        default = f"{kind}-{stem}"
+    else:
+        raise IecastError(f"--method {spec}: unknown method kind {kind!r}; use iecast:<name-or-path>, official:<dir>, gatys or folder:<dir>")
+    return MethodSpec(label=_safe_label(label or default), kind=kind, target=target, spec=spec)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _official_files(folder: Path) -> dict[str, Path]:
+    """The authors' three files in `folder` (the decoder/transformer with the highest iteration)."""
+    if not folder.is_dir():
+        raise IecastError(f"{folder}: no such folder (official: needs the authors' checkpoint folder)")
+
+    def newest(pattern: str) -> Path:
+        found = sorted(folder.glob(pattern), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
+        if not found:
+            raise IecastError(f"{folder}: no {pattern} (official: needs decoder_iter_*.pth, transformer_iter_*.pth, vgg_normalised.pth)")
+        return found[-1]
+
+    vgg = folder / "vgg_normalised.pth"
+    if not vgg.is_file():
+        raise IecastError(f"{folder}: no vgg_normalised.pth (official: needs decoder_iter_*.pth, transformer_iter_*.pth, vgg_normalised.pth)")
+    return {"decoder": newest("decoder_iter_*.pth"), "transformer": newest("transformer_iter_*.pth"), "vgg": vgg}
+
+
+def _stylizer_header(path: Path) -> dict[str, str]:
+    """The metadata header of an iecast .safetensors file (without loading its tensors)."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            return dict(fh.metadata() or {})
+    except Exception:
+        return {}
+
+
+@dataclass
+class Method:
+    """Something that turns (content, style) tensors into an output tensor, with a description."""
+
+    spec: MethodSpec
+    description: dict
+    stylize: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+
+def build_method(spec: MethodSpec, encoder: VGGEncoder, gatys: GatysConfig = GatysConfig(),
+                 device: str = "cpu") -> Method:
+    """Load what a method needs (weights are checked here, before any output is written)."""
+    from iecast.stylizer import Stylizer
+
+    if spec.kind == "iecast":
+        from iecast.weights import resolve_stylizer_path
+
+        path = resolve_stylizer_path(spec.target)
+        stylizer = Stylizer.from_pretrained(str(path), device=device)
+        header = _stylizer_header(path)
+        description = {"weights": str(path), "sha256": sha256_of(path), "encoder": header.get("encoder", stylizer.encoder_id),
+                       "transform": header.get("transform", "unknown")}
+        return Method(spec, description, lambda c, s: stylizer.stylize(c.to(device), s.to(device), alpha=1.0).cpu())
+    if spec.kind == "official":
+        files = _official_files(Path(spec.target))
+        stylizer = Stylizer.from_official(decoder=str(files["decoder"]), transformer=str(files["transformer"]),
+                                          vgg=str(files["vgg"]), device=device)
+        description = {k: str(v) for k, v in files.items()}
+        description.update({"sha256": {k: sha256_of(v) for k, v in files.items()}, "encoder": "vgg19-normalised", "transform": "sanet"})
+        return Method(spec, description, lambda c, s: stylizer.stylize(c.to(device), s.to(device), alpha=1.0).cpu())
+    if spec.kind == "gatys":
+        gatys_stylizer = GatysStylizer(encoder, gatys)
+        description = {"encoder": gatys_stylizer.encoder_id, "optimiser": "adam", **asdict(gatys)}
+        description["style_taps"] = list(gatys.style_taps)
+        return Method(spec, description, gatys_stylizer.stylize)
+    if spec.kind == "folder":
+        folder = Path(spec.target)
+        if not folder.is_dir():
+            raise IecastError(f"{folder}: no such folder (folder: needs precomputed outputs)")
+        return Method(spec, {"folder": str(folder)}, None)
+    raise IecastError(f"unknown method kind {spec.kind!r}")
+
+
+def output_name(content: Path, style: Path, ext: str) -> str:
+    return f"{content.stem}{OUTPUT_SEPARATOR}{style.stem}.{ext}"
+
+
+def folder_outputs(folder: Path, contents: Sequence[Path], styles: Sequence[Path]) -> dict[tuple[str, str], Path]:
+    """Map each (content, style) to its precomputed output; every pair must have exactly one."""
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    by_stem: dict[str, list[Path]] = {}
+    for p in files:
+        by_stem.setdefault(p.stem, []).append(p)
+    found, missing = {}, []
+    for c in contents:
+        for s in styles:
+            candidates = by_stem.get(f"{c.stem}{OUTPUT_SEPARATOR}{s.stem}", [])
+            if len(candidates) > 1:
+                raise IecastError(f"{folder}: several outputs for {c.stem} x {s.stem}: {', '.join(p.name for p in candidates)}")
+            if candidates:
+                found[(c.stem, s.stem)] = candidates[0]
+            else:
+                missing.append(f"{c.stem}{OUTPUT_SEPARATOR}{s.stem}")
+    if missing:
+        raise IecastError(f"{folder}: mismatched counts: {len(found)} outputs for {len(contents)} contents x {len(styles)} styles "
+                          f"= {len(contents) * len(styles)} pairs; first missing: {missing[0]}.*")
+    return found
+
+
+# ----------------------------------------------------------------------------- statistics
+
+def mean_ci95(values: Sequence[float]) -> dict:
+    """Mean and Student-t 95% confidence interval of the finite values (interval null for n < 2)."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    n = len(finite)
+    if n == 0:
+        return {"mean": None, "ci95": None, "n": 0}
+    mean = float(np.mean(finite))
+    if n < 2:
+        return {"mean": mean, "ci95": None, "n": n}
+    from scipy.stats import t
+
+    half = float(t.ppf(0.975, n - 1) * np.std(finite, ddof=1) / math.sqrt(n))
+    return {"mean": mean, "ci95": [mean - half, mean + half], "n": n}
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+# ----------------------------------------------------------------------------- configuration
+
+@dataclass
+class EvalConfig:
+    """Everything one evaluation run needs; `iecast eval` fills it from its flags."""
+
+    contents: Path
+    styles: Path
+    out: Path
+    methods: list[str]
+    size: int | None = 256
+    limit: int | None = None
+    encoder: str = "vgg16-imagenet-offline-normalised"
+    perceptual: str = "lpips"
+    image_format: str = "png"
+    gatys: GatysConfig = field(default_factory=GatysConfig)
+    video: Path | None = None
+    video_frames: int = 20
+    video_style: Path | None = None
+    art_fid: bool = True
+    overwrite: bool = False
+    device: str = "cpu"
+    progress: bool = True
+    jpeg_quality: int = 90
+
+
+def _method_settings(method: Method, config: EvalConfig) -> dict:
+    """What the cached outputs of a method depend on; a change invalidates them."""
+    return {"spec_kind": method.spec.kind, "target": method.spec.target, "size": config.size,
+            "description": {k: v for k, v in method.description.items() if k not in ("weights",)}}
+
+
+def _relative(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- the run
+
+class _Features:
+    """Encoder features and perceptual features of the inputs, computed once each."""
+
+    def __init__(self, encoder: VGGEncoder, distance: metrics.PerceptualDistance) -> None:
+        self.encoder, self.distance = encoder, distance
+        self.cache: dict[tuple[str, str], object] = {}
+
+    def get(self, kind: str, name: str, image: torch.Tensor):
+        key = (kind, name)
+        if key not in self.cache:
+            with torch.no_grad():
+                if kind == "vgg":
+                    self.cache[key] = self.encoder(image)
+                elif kind == "gram":
+                    self.cache[key] = {t: metrics.gram_matrix(f) for t, f in self.get("vgg", name, image).items()}
+                else:
+                    self.cache[key] = self.distance.features(image)
+        return self.cache[key]
+
+
+@torch.no_grad()
+def pair_metrics(output: torch.Tensor, content: torch.Tensor, content_name: str, style: torch.Tensor, style_name: str,
+                 feats: _Features) -> dict[str, float]:
+    """Every per-pair number: losses against content/style, SSIM, perceptual distance to the content."""
+    if output.shape[-2:] != content.shape[-2:]:
+        output = F.interpolate(output, size=content.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
+    out_feats = feats.encoder(output)
+    content_feats = feats.get("vgg", content_name, content)
+    style_feats = feats.get("vgg", style_name, style)
+    distance = feats.distance
+    return {
+        "content_loss": float(losses.content_loss(out_feats, content_feats)),
+        "style_loss": float(losses.style_loss(out_feats, style_feats)),
+        "gram_style_loss": float(metrics.gram_loss_from_features(out_feats, feats.get("gram", style_name, style))),
+        "ssim": metrics.ssim(output, content),
+        f"{distance.name}_content": float(distance.distance(distance.features(output), feats.get("perc", content_name, content))[0]),
+    }
+
+
+def _load_resized(path: Path, size: int | None) -> torch.Tensor:
+    return pil_to_tensor(fit_within(load_image(path), size))
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def evaluate(config: EvalConfig) -> dict:
+    """Run the harness and write report.json, report.md and index.html; returns the report."""
+    from iecast.weights import load_encoder
+    from tqdm.auto import tqdm
+
+    if config.image_format not in ("png", "jpg"):
+        raise IecastError(f"--image-format must be png or jpg (got {config.image_format!r})")
+    if not config.methods:
+        raise IecastError("no --method given; use e.g. --method gatys or --method iecast:default")
+    if config.size is not None and config.size < 16:
+        raise IecastError(f"--size must be >= 16 (got {config.size})")
+    if config.video_frames < 2:
+        raise IecastError(f"--video-frames must be >= 2 (got {config.video_frames})")
+    contents = list_images(config.contents, config.limit, "content image")
+    styles = list_images(config.styles, config.limit, "style image")
+    specs = [parse_method(m) for m in config.methods]
+    labels = [s.label for s in specs]
+    if len(set(labels)) != len(labels):
+        dup = next(label for label in labels if labels.count(label) > 1)
+        raise IecastError(f"two methods share the label {dup!r}; name them with label=spec")
+    if "inputs" in labels:
+        raise IecastError("'inputs' is reserved for the input images; pick another method label")
+    video_frames = load_frames(config.video, config.video_frames) if config.video is not None else None
+    video_style = Path(config.video_style) if config.video_style is not None else styles[0]
+    if video_frames is not None:
+        load_image(video_style)
+
+    encoder = load_encoder(config.encoder)
+    encoder.to(config.device)
+    distance, perceptual_note = metrics.make_perceptual_distance(config.perceptual)
+    methods = [build_method(s, encoder, config.gatys, config.device) for s in specs]
+    precomputed = {m.label: folder_outputs(Path(m.spec.target), contents, styles) for m in methods if m.spec.kind == "folder"}
+    out = Path(config.out)
+    for m in methods:
+        settings_file = out / m.label / "method.json"
+        if settings_file.is_file() and not config.overwrite:
+            cached = _read_json(settings_file).get("settings")
+            if cached is not None and cached != json.loads(json.dumps(_method_settings(m, config))):
+                raise IecastError(f"{out / m.label}: cached outputs were made with other settings; pass --overwrite or another --out")
+
+    notes: list[str] = []
+    if perceptual_note:
+        notes.append(f"{perceptual_note}; perceptual distances use the offline stand-in {distance.name!r} (not LPIPS)")
+    notes.append("gram_style_loss and the encoder losses use the same encoder Gatys optimises, which favours Gatys on them")
+
+    # inputs at evaluation size, written once for the grid and for ArtFID
+    inputs: dict[str, dict[str, torch.Tensor]] = {"content": {}, "style": {}}
+    input_files: dict[str, dict[str, Path]] = {"content": {}, "style": {}}
+    for kind, files in (("content", contents), ("style", styles)):
+        for p in files:
+            image = fit_within(load_image(p), config.size)
+            inputs[kind][p.stem] = pil_to_tensor(image)
+            target = out / "inputs" / kind / f"{p.stem}.jpg"
+            save_image(image, target, quality=config.jpeg_quality)
+            input_files[kind][p.stem] = target
+
+    feats = _Features(encoder, distance)
+    total = len(methods) * len(contents) * len(styles)
+    method_reports = []
+    with tqdm(total=total, desc="eval", unit="pair", disable=not config.progress) as bar:
+        for m in methods:
+            folder = out / m.label
+            if config.overwrite and (folder / "method.json").is_file():
+                shutil.rmtree(folder)  # a folder this harness made (it holds method.json)
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_text(folder / "method.json", json.dumps({"spec": m.spec.spec, "settings": _method_settings(m, config)}, indent=2))
+            timings = _read_json(folder / "timings.json") if not config.overwrite else {}
+            pairs = []
+            for c in contents:
+                for s in styles:
+                    bar.set_postfix_str(f"{m.label}: {c.stem} x {s.stem}", refresh=False)
+                    if m.spec.kind == "folder":
+                        output_path = precomputed[m.label][(c.stem, s.stem)]
+                    else:
+                        output_path = folder / output_name(c, s, config.image_format)
+                        if not output_path.is_file():
+                            start = time.perf_counter()
+                            result = m.stylize(inputs["content"][c.stem], inputs["style"][s.stem])
+                            timings[output_path.name] = time.perf_counter() - start
+                            save_image(tensor_to_pil(result), output_path, quality=config.jpeg_quality)
+                            _write_text(folder / "timings.json", json.dumps(timings, indent=1))
+                    output = pil_to_tensor(load_image(output_path))
+                    values = pair_metrics(output, inputs["content"][c.stem], c.stem, inputs["style"][s.stem], s.stem, feats)
+                    pairs.append({"content": c.stem, "style": s.stem, "output": _relative(output_path, out),
+                                  "metrics": values, "seconds": timings.get(output_path.name)})
+                    bar.update(1)
+            summary = {k: mean_ci95([p["metrics"][k] for p in pairs]) for k in pairs[0]["metrics"]}
+            seconds = [p["seconds"] for p in pairs if p["seconds"] is not None]
+            summary["seconds"] = mean_ci95(seconds)
+            method_reports.append({"label": m.label, "kind": m.spec.kind, "spec": m.spec.spec,
+                                   "description": m.description, "pairs": pairs, "summary": summary})
+
+    for m, report in zip(methods, method_reports):
+        if config.art_fid:
+            outputs = [out / p["output"] for p in report["pairs"]]
+            matched = [input_files["content"][p["content"]] for p in report["pairs"]]
+            report["art_fid"] = metrics.art_fid_scores(outputs, matched, list(input_files["style"].values()))
+        else:
+            report["art_fid"] = {"available": False, "reason": "not requested (--no-art-fid)"}
+    if config.art_fid and not method_reports[0]["art_fid"]["available"]:
+        notes.append(f"ArtFID/FID not computed: {method_reports[0]['art_fid']['reason']}")
+
+    video_report = None
+    if video_frames is not None:
+        video_report = _evaluate_video(config, methods, method_reports, video_frames, video_style, distance, notes)
+
+    report = {
+        "format": REPORT_FORMAT,
+        "iecast_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "settings": {"contents": str(config.contents), "styles": str(config.styles), "size": config.size,
+                     "limit": config.limit, "encoder": config.encoder, "perceptual": distance.describe(),
+                     "image_format": config.image_format, "device": config.device},
+        "metrics": {**METRIC_DESCRIPTIONS,
+                    f"{distance.name}_content": f"{distance.name} distance between output and content"},
+        "contents": [{"name": c.stem, "source": str(c), "image": _relative(input_files["content"][c.stem], out)} for c in contents],
+        "styles": [{"name": s.stem, "source": str(s), "image": _relative(input_files["style"][s.stem], out)} for s in styles],
+        "methods": method_reports,
+        "video": video_report,
+        "notes": notes,
+    }
+    write_reports(report, out)
+    return report
+
+
+def _evaluate_video(config: EvalConfig, methods: list[Method], method_reports: list[dict], frames: list[Image.Image],
+                    style_path: Path, distance: metrics.PerceptualDistance, notes: list[str]) -> dict:
+    """Stylize the video frame by frame with each method (cached) and measure its stability."""
+    from tqdm.auto import tqdm
+
+    out = Path(config.out)
+    raw = frames_tensor([fit_within(f, config.size) for f in frames])
+    style = _load_resized(style_path, config.size)
+    video_name = _safe_label(Path(config.video).stem if Path(config.video).is_file() else Path(config.video).name)
+    raw_distances = metrics.adjacent_distances(raw, distance)
+    raw_warp = metrics.warping_errors(raw, raw)
+    result = {"source": str(config.video), "frames": raw.shape[0], "style": str(style_path),
+              "raw": {"perceptual_mean": float(raw_distances.mean()), "warping_error": float(raw_warp.mean())},
+              "distance": distance.name}
+    runnable = [(m, r) for m, r in zip(methods, method_reports) if m.stylize is not None]
+    for m, r in zip(methods, method_reports):
+        if m.stylize is None:
+            r["video"] = None
+            notes.append(f"{m.label}: precomputed folder, no video outputs to measure")
+    with tqdm(total=len(runnable) * raw.shape[0], desc="video", unit="frame", disable=not config.progress) as bar:
+        for m, r in runnable:
+            folder = out / m.label / f"video_{video_name}{OUTPUT_SEPARATOR}{style_path.stem}"
+            stylized = []
+            for i in range(raw.shape[0]):
+                frame_path = folder / f"frame_{i + 1:04d}.{config.image_format}"
+                if not frame_path.is_file():
+                    save_image(tensor_to_pil(m.stylize(raw[i:i + 1], style)), frame_path, quality=config.jpeg_quality)
+                stylized.append(pil_to_tensor(load_image(frame_path)))
+                bar.update(1)
+            stylized_t = torch.cat(stylized)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                stability = metrics.temporal_stability(stylized_t, raw, distance)
+            notes.extend(f"{m.label} video: {w.message}" for w in caught)
+            warp = metrics.warping_error(stylized_t, raw)
+            r["video"] = {"frames": [_relative(folder / f"frame_{i + 1:04d}.{config.image_format}", out) for i in range(raw.shape[0])],
+                          "perceptual_mean": stability.stylized,
+                          "perceptual_raw": stability.raw, "ratio": _finite(stability.ratio), "warping_error": warp,
+                          "warping_ratio": _finite(warp / result["raw"]["warping_error"]) if result["raw"]["warping_error"] else None}
+    return result
+
+
+def evaluate_video(stylized: str | os.PathLike, raw: str | os.PathLike, perceptual: str = "lpips",
+                   max_frames: int | None = None) -> dict:
+    """Temporal stability of any stylized video against its raw video (files or frame folders)."""
+    stylized_frames = load_frames(stylized, max_frames)
+    raw_frames = load_frames(raw, max_frames)
+    if len(stylized_frames) != len(raw_frames):
+        raise IecastError(f"{stylized}: mismatched frame counts: {len(stylized_frames)} stylized frames for {len(raw_frames)} raw frames in {raw}")
+    raw_t = frames_tensor(raw_frames)
+    stylized_t = frames_tensor(stylized_frames)
+    if stylized_t.shape[-2:] != raw_t.shape[-2:]:
+        stylized_t = F.interpolate(stylized_t, size=raw_t.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
+    distance, note = metrics.make_perceptual_distance(perceptual)
+    stability = metrics.temporal_stability(stylized_t, raw_t, distance)
+    warp = metrics.warping_error(stylized_t, raw_t)
+    raw_warp = metrics.warping_error(raw_t, raw_t)
+    return {"frames": len(raw_frames), "distance": distance.name, "distance_note": note,
+            "perceptual_mean": stability.stylized, "perceptual_raw": stability.raw, "ratio": _finite(stability.ratio),
+            "warping_error": warp, "warping_error_raw": raw_warp}
+
+
+# ----------------------------------------------------------------------------- report files
+
+def _number_schema() -> dict:
+    return {"type": ["number", "null"]}
+
+
+def _summary_schema() -> dict:
+    return {"type": "object", "required": ["mean", "ci95", "n"], "properties": {
+        "mean": _number_schema(),
+        "ci95": {"oneOf": [{"type": "null"}, {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}]},
+        "n": {"type": "integer", "minimum": 0}}}
+
+
+REPORT_SCHEMA: dict = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "iecast evaluation report",
+    "type": "object",
+    "required": ["format", "iecast_version", "created", "settings", "metrics", "contents", "styles", "methods", "video", "notes"],
+    "properties": {
+        "format": {"const": REPORT_FORMAT},
+        "iecast_version": {"type": "string"},
+        "created": {"type": "string"},
+        "settings": {"type": "object", "required": ["contents", "styles", "size", "encoder", "perceptual"]},
+        "metrics": {"type": "object", "additionalProperties": {"type": "string"}},
+        "contents": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["name", "source", "image"],
+                                                                 "properties": {"name": {"type": "string"}, "image": {"type": "string"}}}},
+        "styles": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["name", "source", "image"]}},
+        "methods": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["label", "kind", "spec", "description", "pairs", "summary", "art_fid"],
+            "properties": {
+                "label": {"type": "string", "pattern": "^[A-Za-z0-9._-]+$"},
+                "kind": {"enum": ["iecast", "official", "gatys", "folder"]},
+                "pairs": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "required": ["content", "style", "output", "metrics", "seconds"],
+                    "properties": {"metrics": {"type": "object", "required": list(METRIC_DESCRIPTIONS),
+                                               "additionalProperties": {"type": "number"}},
+                                   "seconds": _number_schema()}}},
+                "summary": {"type": "object", "additionalProperties": _summary_schema()},
+                "art_fid": {"type": "object", "required": ["available"]},
+                "video": {"oneOf": [{"type": "null"}, {"type": "object", "required": [
+                    "perceptual_mean", "perceptual_raw", "ratio", "warping_error"]}]},
+            }}},
+        "video": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["source", "frames", "raw", "distance"]}]},
+        "notes": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+def _fmt(summary: dict, digits: int = 4) -> str:
+    if summary["mean"] is None:
+        return "-"
+    text = f"{summary['mean']:.{digits}g}"
+    if summary["ci95"] is not None:
+        text += f" ± {(summary['ci95'][1] - summary['ci95'][0]) / 2:.{max(digits - 1, 1)}g}"
+    return text
+
+
+def _metric_columns(report: dict) -> list[str]:
+    return [k for k in report["methods"][0]["summary"] if k != "seconds"] + ["seconds"]
+
+
+def _arrow(name: str) -> str:
+    if name == "seconds":
+        return " ↓"
+    if name in LOWER_IS_BETTER:
+        return " ↓" if LOWER_IS_BETTER[name] else " ↑"
+    return " ↓" if name.endswith("_content") else ""
+
+
+def markdown_report(report: dict) -> str:
+    """The headline tables: per-method means with 95% interval half-widths, video stability, notes."""
+    columns = _metric_columns(report)
+    settings = report["settings"]
+    lines = [f"# iecast evaluation", "",
+             f"{len(report['contents'])} contents x {len(report['styles'])} styles, longer side <= {settings['size']} px; "
+             f"encoder `{settings['encoder']}`; perceptual distance `{settings['perceptual']['name']}`. "
+             f"Values are means ± 95% interval half-width over pairs. Made by iecast {report['iecast_version']} on {report['created']}.", "",
+             "| method | " + " | ".join(f"{c}{_arrow(c)}" for c in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for m in report["methods"]:
+        lines.append(f"| {m['label']} | " + " | ".join(_fmt(m["summary"][c]) for c in columns) + " |")
+    lines += ["", "| method | ArtFID | FID |", "|---|---|---|"]
+    for m in report["methods"]:
+        a = m["art_fid"]
+        lines.append(f"| {m['label']} | {a['art_fid']:.4g} | {a['fid']:.4g} |" if a["available"] else f"| {m['label']} | n/a | n/a |")
+    if report["video"] is not None:
+        v = report["video"]
+        lines += ["", f"## Video stability ({v['frames']} frames of `{Path(v['source']).name}`, style `{Path(v['style']).name}`)", "",
+                  f"Mean `{v['distance']}` distance between adjacent frames (lower is more stable; the raw video is the floor) "
+                  "and short-term warping error (Farneback flow on the raw frames, occlusions masked).", "",
+                  "| video | adjacent distance ↓ | ratio to raw ↓ | warping error ↓ | ratio to raw ↓ |", "|---|---|---|---|---|",
+                  f"| raw | {v['raw']['perceptual_mean']:.4g} | 1 | {v['raw']['warping_error']:.4g} | 1 |"]
+        for m in report["methods"]:
+            mv = m.get("video")
+            if mv:
+                ratio = "-" if mv["ratio"] is None else f"{mv['ratio']:.3g}"
+                wratio = "-" if mv.get("warping_ratio") is None else f"{mv['warping_ratio']:.3g}"
+                lines.append(f"| {m['label']} | {mv['perceptual_mean']:.4g} | {ratio} | {mv['warping_error']:.4g} | {wratio} |")
+    lines += ["", "## Methods", ""]
+    for m in report["methods"]:
+        desc = ", ".join(f"{k}={v}" for k, v in m["description"].items() if k not in ("sha256",))
+        lines.append(f"- `{m['label']}` ({m['spec']}): {desc}")
+    lines += ["", "## Metrics", ""] + [f"- `{k}`: {v}" for k, v in report["metrics"].items()]
+    if report["notes"]:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def _img(src: str, alt: str, title: str = "") -> str:
+    return f'<img src="{html.escape(quote(src))}" alt="{html.escape(alt)}" title="{html.escape(title or alt)}" loading="lazy">'
+
+
+def html_report(report: dict) -> str:
+    """A self-contained page (no scripts, no network): summary table, then one grid per method."""
+    esc = html.escape
+    columns = _metric_columns(report)
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', "<title>iecast evaluation</title>",
+             "<style>body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:center;font-size:13px}"
+             ".grid img{width:160px;height:auto;display:block}.grid td{padding:2px;vertical-align:middle}"
+             ".frames img{width:160px}</style>", "</head><body>", "<h1>iecast evaluation</h1>",
+             f"<p>{len(report['contents'])} contents &times; {len(report['styles'])} styles, longer side &le; "
+             f"{esc(str(report['settings']['size']))} px; encoder <code>{esc(report['settings']['encoder'])}</code>; perceptual distance "
+             f"<code>{esc(report['settings']['perceptual']['name'])}</code>. Means &plusmn; 95% interval half-width.</p>",
+             "<table><tr><th>method</th>" + "".join(f"<th>{esc(c + _arrow(c))}</th>" for c in columns) + "</tr>"]
+    for m in report["methods"]:
+        parts.append(f"<tr><td>{esc(m['label'])}</td>" + "".join(f"<td>{esc(_fmt(m['summary'][c]))}</td>" for c in columns) + "</tr>")
+    parts.append("</table>")
+    if report["video"] is not None:
+        v = report["video"]
+        parts.append(f"<h2>Video stability</h2><table><tr><th>video</th><th>adjacent {esc(v['distance'])} &darr;</th>"
+                     "<th>ratio to raw &darr;</th><th>warping error &darr;</th></tr>"
+                     f"<tr><td>raw</td><td>{v['raw']['perceptual_mean']:.4g}</td><td>1</td><td>{v['raw']['warping_error']:.4g}</td></tr>")
+        for m in report["methods"]:
+            mv = m.get("video")
+            if mv:
+                ratio = "-" if mv["ratio"] is None else f"{mv['ratio']:.3g}"
+                parts.append(f"<tr><td>{esc(m['label'])}</td><td>{mv['perceptual_mean']:.4g}</td><td>{ratio}</td>"
+                             f"<td>{mv['warping_error']:.4g}</td></tr>")
+        parts.append("</table>")
+    for m in report["methods"]:
+        outputs = {(p["content"], p["style"]): p for p in m["pairs"]}
+        parts.append(f"<h2>{esc(m['label'])}</h2><p><code>{esc(m['spec'])}</code></p><table class=\"grid\"><tr><th></th>")
+        parts += [f"<th>{_img(s['image'], s['name'])}</th>" for s in report["styles"]]
+        parts.append("</tr>")
+        for c in report["contents"]:
+            parts.append(f"<tr><th>{_img(c['image'], c['name'])}</th>")
+            for s in report["styles"]:
+                p = outputs[(c["name"], s["name"])]
+                tip = ", ".join(f"{k}={v:.3g}" for k, v in p["metrics"].items())
+                alt = f"{c['name']} x {s['name']}"
+                parts.append(f"<td>{_img(p['output'], alt, tip)}</td>")
+            parts.append("</tr>")
+        parts.append("</table>")
+        mv = m.get("video")
+        if mv:
+            parts.append("<p>video, first frames:</p><div class=\"frames\">"
+                         + "".join(_img(f, f"{m['label']} frame {i + 1}") for i, f in enumerate(mv["frames"][:HTML_VIDEO_FRAMES]))
+                         + "</div>")
+    if report["notes"]:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in report["notes"]) + "</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_reports(report: dict, out: Path) -> dict[str, Path]:
+    """Write report.json (validated against REPORT_SCHEMA when jsonschema is installed), report.md, index.html."""
+    try:
+        import jsonschema
+    except ImportError:
+        jsonschema = None
+    if jsonschema is not None:
+        jsonschema.validate(report, REPORT_SCHEMA)
+    paths = {"json": out / "report.json", "markdown": out / "report.md", "html": out / "index.html"}
+    _write_text(paths["json"], json.dumps(report, indent=1, allow_nan=False))
+    _write_text(paths["markdown"], markdown_report(report))
+    _write_text(paths["html"], html_report(report))
+    return paths
