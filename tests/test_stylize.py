@@ -13,13 +13,22 @@ from iecast import IecastError
 from iecast.color import match_color_histogram, rgb_to_ycbcr
 from iecast.models import SANetTransform, StyleTransferNetwork
 from iecast.models.transform import AdaINTransform
-from iecast.stylizer import (IecastWarning, PreparedStyle, Stylizer, load_mask, normalise_style_weights,
-                             pad_to_multiple, resolve_precision)
+from iecast.stylizer import (DEFAULT_STYLE_SIZE, IecastWarning, PreparedStyle, Stylizer, effective_style_size, load_mask,
+                             normalise_style_weights, pad_to_multiple, resolve_precision)
 from iecast.tiling import decoder_halo, encode_taps, encode_tiled, encoder_halo
 from iecast.weights import load_encoder
 from reference import small_init_
 
 ENCODER = "vgg16-imagenet-offline-normalised"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny images: one thread is as fast, and immune to other processes sharing the CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def lively_network(transform=None) -> StyleTransferNetwork:
@@ -227,10 +236,13 @@ def test_style_size_resizes_files_but_not_tensors(stylizer, tmp_path):
     from PIL import Image
 
     Image.new("RGB", (64, 48), (10, 200, 30)).save(tmp_path / "s.png")
-    assert stylizer.prepare_style(tmp_path / "s.png").size == (512, 683)
+    assert effective_style_size("auto", tmp_path / "s.png") == DEFAULT_STYLE_SIZE == 512
+    assert effective_style_size("auto", torch.rand(1, 3, 8, 8)) is None
     assert stylizer.prepare_style(tmp_path / "s.png", style_size=32).size == (32, 43)
     assert stylizer.prepare_style(torch.rand(1, 3, 48, 64)).size == (48, 64)
-    assert stylizer.prepare_style(torch.rand(1, 3, 48, 64), style_size=96).size == (96, 128)
+    assert stylizer.prepare_style(torch.rand(1, 3, 48, 64), style_size=40).size == (40, 53)
+    with pytest.raises(IecastError):
+        effective_style_size(8, torch.rand(1, 3, 8, 8))
 
 
 @pytest.mark.parametrize("alpha", [-0.1, 1.5, float("nan")])

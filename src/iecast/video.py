@@ -252,12 +252,12 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
         raise IecastError(f"unsupported frame format {ext}; use one of {', '.join(FRAME_EXTENSIONS)}")
     if not as_video and output.is_dir() and any(output.glob("frame_*")):
         raise IecastError(f"{output}: already holds frame_* files; choose an empty folder")
-    histogram = preserve_color == "histogram"
-    prepared = None if histogram else [stylizer.prepare_style(s, style_size, None, max_pixels) for s in styles]
     source_frames = FrameSource(source, fps, max_pixels)
     writer = None
     mask_maps = None
     try:
+        histogram = preserve_color == "histogram"
+        prepared = None if histogram else [stylizer.prepare_style(s, style_size, None, max_pixels) for s in styles]
         writer = VideoWriter(output, source_frames.fps, source_frames.audio, crf) if as_video \
             else FolderWriter(output, ext)
         with tqdm(total=source_frames.count, desc="video", unit="frame", disable=not progress or None) as bar:
