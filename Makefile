@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml requirements-ci.txt
 test: setup
 	$(PY) -m pytest -q tests
 
+# Stylize the bundled sample with the best trained weights available offline (says how to get
+# weights, and exits 1, when none are installed).
+demo: setup
+	$(PY) -m iecast.demo
+
 # The local web page; `make serve WEIGHTS=path/to/model.safetensors PORT=8000` for other weights.
 WEIGHTS ?= default
 PORT ?= 8000
