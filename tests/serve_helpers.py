@@ -137,3 +137,36 @@ def rss_bytes() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def scene_image(width: int, height: int) -> Image.Image:
+    """A synthetic landscape photo (sky gradient, sun, hills): smooth, deterministic, licence-free."""
+    from PIL import ImageDraw
+
+    image = Image.new("RGB", (width, height))
+    draw = ImageDraw.Draw(image)
+    for y in range(height):
+        t = y / max(1, height - 1)
+        draw.line([(0, y), (width, y)], fill=(int(90 + 120 * t), int(150 + 80 * t), int(235 - 30 * t)))
+    draw.ellipse([width * 0.68, height * 0.12, width * 0.86, height * 0.12 + width * 0.18], fill=(255, 214, 90))
+    draw.polygon([(0, height), (0, height * 0.62), (width * 0.35, height * 0.5), (width * 0.7, height * 0.66),
+                  (width, height * 0.58), (width, height)], fill=(70, 140, 70))
+    draw.rectangle([width * 0.2, height * 0.55, width * 0.32, height * 0.75], fill=(150, 60, 50))
+    return image
+
+
+def pattern_image(width: int, height: int, kind: str) -> Image.Image:
+    """A synthetic 'artwork': bold diagonal stripes or a dot grid."""
+    from PIL import ImageDraw
+
+    image = Image.new("RGB", (width, height), (245, 235, 210) if kind == "dots" else (30, 40, 90))
+    draw = ImageDraw.Draw(image)
+    palette = [(230, 80, 40), (250, 190, 40), (40, 150, 200), (200, 60, 140)]
+    if kind == "stripes":
+        for i, x in enumerate(range(-height, width, 8)):
+            draw.line([(x, height), (x + height, 0)], fill=palette[i % len(palette)], width=4)
+    else:
+        for i, y in enumerate(range(4, height, 10)):
+            for j, x in enumerate(range(4, width, 10)):
+                draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=palette[(i + j) % len(palette)])
+    return image

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from deploy_helpers import save_random_stylizer
-from serve_helpers import random_image
+from serve_helpers import pattern_image, scene_image
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -58,8 +58,8 @@ def served(tmp_path_factory):
     weights = save_random_stylizer(folder / "random.safetensors", seed=3)
     samples = folder / "samples"
     samples.mkdir()
-    random_image(48, 48, seed=31).save(samples / "noise_study.png")
-    random_image(56, 40, seed=32).save(samples / "another_study.png")
+    pattern_image(64, 64, "stripes").save(samples / "bold_stripes.png")
+    pattern_image(64, 48, "dots").save(samples / "dot_grid.png")
     port = free_port()
     command = [sys.executable, "-m", "iecast.cli", "serve", "--weights", str(weights), "--port", str(port),
                "--styles", str(samples), "--max-side", "256", "--style-size", "none"]
@@ -90,7 +90,7 @@ def test_page_stylizes_and_downloads(served):
     sync_playwright = require_browser()
     url, weights, samples, folder = served
     photo = folder / "photo.png"
-    random_image(72, 52, seed=33).save(photo)
+    scene_image(160, 108).save(photo)
     not_an_image = folder / "notes.txt"
     not_an_image.write_text("just text")
     screenshot = folder / "serve_screenshot.png"
@@ -103,8 +103,8 @@ def test_page_stylizes_and_downloads(served):
             page.goto(url)
             page.wait_for_selector("#style-picker input[type=radio]", state="attached")
             labels = page.eval_on_selector_all("#style-picker span", "spans => spans.map(s => s.textContent)")
-            assert labels == ["Another study", "Noise study"]
-            page.check("#style-picker input[value=noise_study]", force=True)
+            assert labels == ["Bold stripes", "Dot grid"]
+            page.check("#style-picker input[value=bold_stripes]", force=True)
             page.set_input_files("#content", str(photo))
             page.eval_on_selector("#alpha", "e => { e.value = '0.8'; e.dispatchEvent(new Event('input')); }")
             assert page.inner_text("#alpha-value") == "0.80"
@@ -113,7 +113,7 @@ def test_page_stylizes_and_downloads(served):
                 "() => { const img = document.getElementById('result');"
                 " return !document.getElementById('result-box').hidden && img.complete && img.naturalWidth > 0; }",
                 timeout=120_000)
-            assert page.eval_on_selector("#result", "img => [img.naturalWidth, img.naturalHeight]") == [72, 52]
+            assert page.eval_on_selector("#result", "img => [img.naturalWidth, img.naturalHeight]") == [160, 108]
             assert page.inner_text("#status").startswith("Done")
             with page.expect_download() as download_info:
                 page.click("#download")
@@ -129,11 +129,11 @@ def test_page_stylizes_and_downloads(served):
             assert "not a readable image" in page.inner_text("#error")
         finally:
             context.close()
-    assert downloaded.size == (72, 52) and downloaded.mode == "RGB"
+    assert downloaded.size == (160, 108) and downloaded.mode == "RGB"
     from iecast.stylizer import Stylizer
 
     expected = Stylizer.from_pretrained(weights).stylize(
-        Image.open(photo).convert("RGB"), Image.open(samples / "noise_study.png").convert("RGB"), alpha=0.8, style_size=None)
+        Image.open(photo).convert("RGB"), Image.open(samples / "bold_stripes.png").convert("RGB"), alpha=0.8, style_size=None)
     assert np.abs(np.asarray(downloaded, dtype=int) - np.asarray(expected, dtype=int)).max() <= 1
     assert Image.open(screenshot).size[0] == 1100
     if os.environ.get(SCREENSHOT_ENV):
