@@ -169,3 +169,33 @@ def test_unknown_format_is_an_error(network, tmp_path):
 
     with pytest.raises(IecastError, match="unknown export format"):
         export_model(network, tmp_path / "m.x", "tflite")
+
+
+def test_cli_training_checkpoint_goes_through_the_training_hook(tmp_path, monkeypatch, capsys):
+    """A file that is not an iecast stylizer is handed to iecast.train.export_checkpoint (the hook);
+    for onnx/torchscript its converted weights are then exported."""
+    from iecast import export as export_api
+    from iecast.cli import export as export_cli
+
+    calls = []
+
+    def fake_export_checkpoint(checkpoint, out, fp16, **options):
+        calls.append((checkpoint, Path(out).suffix, fp16, options))
+        return save_random_stylizer(Path(out), seed=4)
+
+    exported = []
+    monkeypatch.setattr(export_cli, "training_checkpoint_exporter", lambda: fake_export_checkpoint)
+    monkeypatch.setattr(export_api, "export_model", lambda model, path, fmt, fp16=False: exported.append((model, fmt, fp16)) or Path(path))
+    checkpoint = tmp_path / "ckpt_00001000.pt"
+    torch.save({"iteration": 1000}, checkpoint)
+
+    assert cli_main(["export", str(checkpoint), "-o", str(tmp_path / "w.safetensors"), "--fp16", "--with-training-state"]) == 0
+    assert calls == [(str(checkpoint), ".safetensors", True, {"with_training_state": True})]
+    assert (tmp_path / "w.safetensors").is_file()
+
+    assert cli_main(["export", str(checkpoint), "-o", str(tmp_path / "m.onnx"), "--fp16"]) == 0
+    assert calls[1][2] is False and exported[0][0].__class__.__name__ == "Stylizer" and exported[0][1:] == ("onnx", True)
+
+    monkeypatch.setattr(export_cli, "training_checkpoint_exporter", lambda: None)
+    assert cli_main(["export", str(checkpoint), "-o", str(tmp_path / "again.onnx")]) == 1
+    assert "export_checkpoint is missing" in capsys.readouterr().err
