@@ -193,7 +193,7 @@ def test_many_concurrent_requests_queue_or_get_503(samples):
     every answer is JSON, the server stays up, and every accepted job completes."""
     model = GatedStylizer()
     app = create_app(model, ServeConfig(queue_size=2, keep_results=50, samples_dir=samples))
-    service = app.service
+    service = app.state.service
     photo = png_bytes(random_image(40, 40, 8))
     with running(app) as port:
         with ThreadPoolExecutor(24) as pool:
@@ -230,7 +230,7 @@ def test_model_failure_is_reported_and_old_results_are_dropped(samples):
             ids.append(answer["id"])
         assert request(port, "GET", f"/api/jobs/{ids[0]}/result")[0] == 404
         assert request(port, "GET", f"/api/jobs/{ids[-1]}/result")[0] == 200
-        assert len(app.service.jobs) == 1
+        assert len(app.state.service.jobs) == 1
 
 
 def test_serve_without_weights_fails_in_one_line(tmp_path, capsys):

@@ -445,9 +445,9 @@ class StylizeService:
 
 # ----------------------------------------------------------------------------- the app
 
-def create_app(stylizer: Any, config: ServeConfig | None = None) -> Callable:
-    """The ASGI app (FastAPI inside the request-size limit). `stylizer` needs
-    `stylize(content: PIL, style: PIL, alpha=...) -> PIL` (and optionally `preserve_color=`)."""
+def create_app(stylizer: Any, config: ServeConfig | None = None) -> "FastAPI":
+    """The FastAPI app; `app.state.service` is its job queue. `stylizer` needs
+    `stylize(content: PIL, style: PIL, alpha=...) -> PIL` (`preserve_color=` and `style_size=` are used when it has them)."""
     from contextlib import asynccontextmanager
 
     if FastAPI is None:
@@ -561,10 +561,8 @@ def create_app(stylizer: Any, config: ServeConfig | None = None) -> Callable:
                         headers={"Content-Disposition": f'inline; filename="{job.download_name()}"'})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    limited = BodySizeLimit(app, config.max_upload_bytes)
-    limited.service = service
-    limited.fastapi = app
-    return limited
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
+    return app
 
 
 # ----------------------------------------------------------------------------- entry point
