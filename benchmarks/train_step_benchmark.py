@@ -1,0 +1,161 @@
+"""Seconds per training iteration: the release's step structure vs iecast's tuned step.
+
+Variants (each timed in its own subprocess, interleaved, batch 2h = 8):
+- release-fp32-nchw: the authors' structure: every image of the 2h pairs encoded (duplicates
+  included), identity passes over the whole 2h batch, fp32, NCHW, the default allocator.
+- iecast-fp32: `IEContraASTModel` (each distinct image encoded once, identity passes batched
+  over the h distinct contents and styles), fp32 NCHW, with tcmalloc preloaded when installed.
+- iecast-bf16-cl: the same plus channels_last and bf16 autocast.
+Also prints achieved FLOP/s (FlopCounterMode count of one step / time) against this machine's
+measured matmul peak in the same dtype.
+
+    python benchmarks/train_step_benchmark.py --sizes 128 256 --steps 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+VARIANTS = ("release-fp32-nchw", "iecast-fp32", "iecast-bf16-cl")
+
+
+def release_step(model, discriminator, contents, styles):
+    """The release's generator losses, computed the way its training script does."""
+    import torch
+
+    from iecast.losses import (adversarial_loss, content_contrastive_loss, content_loss, identity_feature_loss,
+                               identity_pixel_loss, pair_ids, style_contrastive_loss, style_loss)
+
+    h = contents.shape[0]
+    style_ids, content_ids = pair_ids(h)
+    c, s = contents[content_ids], styles[style_ids]
+    enc, tr, dec = model.encoder, model.transform, model.decoder
+    c_feats, s_feats = enc(c), enc(s)
+    cs = dec(tr(c_feats, s_feats))
+    cs_feats = enc(cs)
+    i_cc, i_ss = dec(tr(c_feats, c_feats)), dec(tr(s_feats, s_feats))
+    terms = {
+        "content": content_loss(cs_feats, c_feats), "style": style_loss(cs_feats, s_feats),
+        "identity_pixel": identity_pixel_loss(i_cc, c, i_ss, s),
+        "identity_feature": identity_feature_loss(enc(i_cc), c_feats, enc(i_ss), s_feats),
+        "contrastive_style": style_contrastive_loss(model.style_head(cs_feats["relu3_1"]), h),
+        "contrastive_content": content_contrastive_loss(model.content_head(cs_feats["relu4_1"]), h),
+        "adversarial": adversarial_loss(discriminator(cs)),
+    }
+    return cs, terms
+
+
+def run_variant(variant: str, size: int, h: int, steps: int) -> dict:
+    """Time `steps` full iterations (D step + G step) after one warm-up; count one step's FLOPs."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from iecast.losses import LossWeights, discriminator_loss, total_generator_loss
+    from iecast.models import MultiScaleDiscriminator
+    from iecast.train import IEContraASTModel
+    from iecast.weights import load_encoder
+
+    torch.manual_seed(0)
+    weights = LossWeights()
+    model = IEContraASTModel(load_encoder("vgg16-imagenet-offline-normalised"), "sanet", weights)
+    disc = MultiScaleDiscriminator()
+    bf16 = variant == "iecast-bf16-cl"
+    memory = torch.channels_last if bf16 else torch.contiguous_format
+    model, disc = model.to(memory_format=memory), disc.to(memory_format=memory)
+    g_opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], 1e-4)
+    d_opt = torch.optim.Adam(disc.parameters(), 1e-4, betas=(0.5, 0.999))
+    contents = torch.rand(h, 3, size, size).contiguous(memory_format=memory)
+    styles = torch.rand(h, 3, size, size).contiguous(memory_format=memory)
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            if variant.startswith("release"):
+                cs, terms = release_step(model, disc, contents, styles)
+                terms.pop("adversarial")
+            else:
+                cs, terms = model(contents, styles)
+            d_loss = discriminator_loss(disc(styles), disc(cs.detach()))
+        d_opt.zero_grad()
+        d_loss.backward()
+        d_opt.step()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            from iecast.losses import adversarial_loss
+
+            terms["adversarial"] = adversarial_loss(disc(cs))
+            total = total_generator_loss(terms, weights)
+        g_opt.zero_grad()
+        total.backward()
+        g_opt.step()
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    flops = counter.get_total_flops()
+    times = []
+    for _ in range(steps):
+        tic = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - tic)
+    return {"variant": variant, "size": size, "seconds": min(times), "flops": flops}
+
+
+def matmul_peak(dtype_name: str) -> float:
+    """Best FLOP/s of a 2048^3 matmul in the given dtype (the machine's practical peak)."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.rand(2048, 2048, dtype=dtype), torch.rand(2048, 2048, dtype=dtype)
+    best = float("inf")
+    for _ in range(5):
+        tic = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - tic)
+    return 2 * 2048**3 / best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--h", type=int, default=4, help="batch is 2h")
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        variant, size = args.child.split(":")
+        if variant == "peak":
+            print(json.dumps({"fp32": matmul_peak("float32"), "bf16": matmul_peak("bfloat16")}))
+        else:
+            print(json.dumps(run_variant(variant, int(size), args.h, args.steps)))
+        return
+
+    def child(spec: str, variant: str = "") -> dict:
+        env = dict(os.environ)
+        if variant.startswith("iecast") and Path(TCMALLOC).exists():
+            env["LD_PRELOAD"] = TCMALLOC
+        out = subprocess.run([sys.executable, __file__, "--child", spec, "--h", str(args.h), "--steps", str(args.steps)],
+                             env=env, check=True, capture_output=True, text=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    peak = child("peak:0")
+    print(f"matmul peak (2048^3): fp32 {peak['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.1f} GFLOP/s")
+    print(f"batch {2 * args.h} (h={args.h}); tcmalloc for iecast variants: {Path(TCMALLOC).exists()}")
+    print(f"{'size':>5} {'variant':<20} {'s/iter':>8} {'GFLOP/iter':>11} {'GFLOP/s':>8} {'% peak':>7} {'speed-up':>8}")
+    for size in args.sizes:
+        results = {v: child(f"{v}:{size}", v) for v in args.variants}
+        base = results.get("release-fp32-nchw", {}).get("seconds")
+        for v, r in results.items():
+            rate = r["flops"] / r["seconds"]
+            p = peak["bf16"] if "bf16" in v else peak["fp32"]
+            speedup = f"{base / r['seconds']:.2f}x" if base else "-"
+            print(f"{size:>5} {v:<20} {r['seconds']:>8.2f} {r['flops'] / 1e9:>11.1f} {rate / 1e9:>8.1f} {100 * rate / p:>6.1f}% {speedup:>8}")
+
+
+if __name__ == "__main__":
+    main()

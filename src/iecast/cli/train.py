@@ -1,0 +1,39 @@
+"""`iecast train`: train or fine-tune from a preset, a config file and key=value overrides."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train or fine-tune a model",
+                       description="Settings: defaults (the release), then --preset, then --config, then the flags "
+                                   "below, then KEY=VALUE overrides (any TrainConfig field).")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. h=4 crop=128 loss_adversarial=0")
+    p.add_argument("--preset", choices=["paper", "cpu-small"], help="start from a preset")
+    p.add_argument("--config", help="TOML, YAML or JSON file of settings")
+    p.add_argument("--content", nargs="+", help="content folders or list files")
+    p.add_argument("--style", nargs="+", help="style folders or list files")
+    p.add_argument("--out", dest="out_dir", help="run folder (checkpoints, logs, images)")
+    p.add_argument("--iterations", type=int)
+    p.add_argument("--resume", help="'auto' (newest valid checkpoint in the run folder) or a checkpoint path")
+    p.add_argument("--init-from", dest="init_from", help="warm start from a pretrained name or stylizer file")
+    p.add_argument("--devices", type=int)
+    p.add_argument("--num-nodes", dest="num_nodes", type=int)
+    p.add_argument("--strategy", help="Fabric strategy: auto, ddp, ddp_spawn, ...")
+    p.add_argument("--precision", help="32-true, bf16-mixed or 16-mixed")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from iecast.config import build_config, parse_override
+    from iecast.train import train
+
+    overrides = {k: getattr(args, k) for k in ("content", "style", "out_dir", "iterations", "resume", "init_from",
+                                                "devices", "num_nodes", "strategy", "precision")
+                 if getattr(args, k) is not None}
+    overrides.update(parse_override(o) for o in args.overrides)
+    result = train(build_config(args.preset, args.config, overrides))
+    if result is not None:
+        state = "interrupted" if result.interrupted else "finished"
+        print(f"{state} at iteration {result.iteration}; checkpoint: {result.checkpoint}")
+    return 0

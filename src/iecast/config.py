@@ -1,0 +1,212 @@
+"""Training configuration: one dataclass, presets, files (TOML or YAML) and key=value overrides."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from iecast.errors import IecastError
+from iecast.losses import LossWeights
+from iecast.weights import DEFAULT_ENCODER
+
+
+@dataclass
+class TrainConfig:
+    """Every training setting. Defaults are the authors' release (SPEC.md), except the encoder,
+    which defaults to the offline VGG-16 (the release's VGG-19 file is not reachable offline)."""
+
+    content: list[str] = field(default_factory=list)  # roots (recursive) or .txt list files
+    style: list[str] = field(default_factory=list)
+    out_dir: str = "runs/iecast"
+    encoder: str = DEFAULT_ENCODER
+    transform: str = "sanet"  # "sanet" (IEContraAST / SANet) or "adain" (baseline)
+    iterations: int = 160_000
+    h: int = 6  # batch = 2h stylizations from h contents and h styles
+    resize: int = 512
+    resize_mode: str = "square"  # "square" (release: 512x512) or "shorter-side" (paper text)
+    crop: int = 256
+    lr: float = 1e-4
+    lr_decay: float = 5e-5  # lr = lr / (1 + lr_decay * iteration), both optimisers
+    d_lr: float = 1e-4
+    d_beta1: float = 0.5
+    d_beta2: float = 0.999
+    temperature: float = 0.2
+    loss_content: float = 1.0
+    loss_style: float = 1.0
+    loss_identity_pixel: float = 50.0
+    loss_identity_feature: float = 1.0
+    loss_contrastive_content: float = 0.3
+    loss_contrastive_style: float = 0.3
+    loss_adversarial: float = 5.0
+    precision: str = "32-true"  # "32-true", "bf16-mixed", "16-mixed"
+    channels_last: bool = False
+    accelerator: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    workers: int = 2
+    seed: int = 0
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    log_every: int = 10
+    image_every: int = 500
+    tensorboard: bool = True
+    init_from: str | None = None  # warm start: pretrained name or stylizer file
+    resume: str | None = None  # "auto" (newest valid checkpoint in out_dir) or a checkpoint path
+
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(
+            content=self.loss_content, style=self.loss_style, identity_pixel=self.loss_identity_pixel,
+            identity_feature=self.loss_identity_feature, contrastive_content=self.loss_contrastive_content,
+            contrastive_style=self.loss_contrastive_style, adversarial=self.loss_adversarial,
+        )
+
+    def validate(self) -> "TrainConfig":
+        """Raise a one-line IecastError for settings that cannot train."""
+        if self.h < 2:
+            raise IecastError(f"h must be >= 2 (every output needs a positive sharing its style and its content); got {self.h}")
+        if self.transform not in ("sanet", "adain"):
+            raise IecastError(f"transform must be 'sanet' or 'adain'; got {self.transform!r}")
+        if self.resize_mode not in ("square", "shorter-side"):
+            raise IecastError(f"resize_mode must be 'square' or 'shorter-side'; got {self.resize_mode!r}")
+        if self.crop < 32 or self.crop % 16:
+            raise IecastError(f"crop must be a multiple of 16 and >= 32; got {self.crop}")
+        if self.loss_adversarial and self.transform == "sanet" and self.crop < 128:
+            raise IecastError(f"crop must be >= 128 with the adversarial loss (its coarsest scale needs 2x2 features); got {self.crop}")
+        if self.resize < self.crop:
+            raise IecastError(f"resize ({self.resize}) must be >= crop ({self.crop})")
+        if self.precision not in ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true"):
+            raise IecastError(f"precision must be one of 32-true, bf16-mixed, 16-mixed; got {self.precision!r}")
+        for name in ("iterations", "checkpoint_every", "keep_checkpoints", "log_every", "image_every", "devices", "num_nodes"):
+            if getattr(self, name) < 1:
+                raise IecastError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if not self.content or not self.style:
+            raise IecastError("training needs content and style data: set content=[...] and style=[...] (folders or list files)")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, dict] = {
+    # Exactly the release: batch 12 (h=6), 512 resize + 256 crop, fp32, 160k iterations.
+    "paper": {},
+    # Most learning per CPU-hour on a 2-core AVX2 machine (benchmarks/train_step_benchmark.py):
+    # the smallest valid batch and crop, fp32 NCHW (bf16 autocast and channels_last measured
+    # slower there: no native bf16 kernels on AVX2).
+    "cpu-small": {
+        "h": 2, "resize": 256, "crop": 128, "precision": "32-true", "channels_last": False,
+        "workers": 1, "checkpoint_every": 50, "log_every": 5, "image_every": 50,
+    },
+}
+
+
+def _field_types() -> dict[str, typing.Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def _coerce(name: str, value: typing.Any, source: str) -> typing.Any:
+    """Check/convert `value` to the declared type of field `name`."""
+    hint = _field_types()[name]
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if optional or isinstance(hint, types.UnionType) else hint
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and optional):
+        if optional:
+            return None
+        raise IecastError(f"{source}: {name} cannot be empty")
+    origin = typing.get_origin(base)
+    try:
+        if origin is list:
+            if isinstance(value, str):
+                value = [v for v in value.split(",") if v]
+            if not isinstance(value, list):
+                raise TypeError
+            return [str(v) for v in value]
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.lower() in ("true", "1", "yes")
+            raise TypeError
+        if base is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            return int(value)
+        if base is float:
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if base is str:
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise TypeError
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    raise IecastError(f"{source}: {name} must be {getattr(base, '__name__', base)}, got {value!r}")
+
+
+def apply_settings(config: TrainConfig, settings: dict, source: str) -> TrainConfig:
+    """Return a copy of `config` with `settings` applied; unknown keys and wrong types are errors."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    for key in settings:
+        if key not in known:
+            raise IecastError(f"{source}: unknown setting {key!r}")
+    return dataclasses.replace(config, **{k: _coerce(k, v, source) for k, v in settings.items()})
+
+
+def read_config_file(path: str | Path) -> dict:
+    """Settings from a .toml, .yaml/.yml or .json file (flat keys, or a [train] table)."""
+    path = Path(path)
+    if not path.is_file():
+        raise IecastError(f"{path}: no such config file")
+    try:
+        text = path.read_text()
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise IecastError(f"{path}: config must be .toml, .yaml or .json")
+    except IecastError:
+        raise
+    except Exception as exc:
+        raise IecastError(f"{path}: cannot parse config ({str(exc).splitlines()[0][:120]})") from exc
+    if not isinstance(data, dict):
+        raise IecastError(f"{path}: config must be a table of settings")
+    return data.get("train", data)
+
+
+def parse_override(text: str) -> tuple[str, typing.Any]:
+    """'key=value' -> (key, value); the value is parsed as YAML-ish JSON when possible."""
+    if "=" not in text:
+        raise IecastError(f"override {text!r} must look like key=value")
+    key, value = text.split("=", 1)
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return key.strip().replace("-", "_"), parsed
+
+
+def build_config(preset: str | None = None, file: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
+    """Defaults, then a preset, then a config file, then overrides; validated."""
+    config = TrainConfig()
+    if preset is not None:
+        if preset not in PRESETS:
+            raise IecastError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+        config = apply_settings(config, PRESETS[preset], f"preset {preset}")
+    if file is not None:
+        config = apply_settings(config, read_config_file(file), str(file))
+    if overrides:
+        config = apply_settings(config, overrides, "command line")
+    return config.validate()

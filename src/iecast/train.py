@@ -1,0 +1,476 @@
+"""IEContraAST training with Lightning Fabric: discriminator step, then generator step.
+
+Read top to bottom: `IEContraASTModel` (what the generator step computes), checkpoints,
+then `train()`, the loop. Batches are a pure function of the iteration (see `iecast.data`),
+so a resumed run continues exactly where a straight run would be.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from iecast import __version__
+from iecast.config import TrainConfig
+from iecast.data import PairStream, check_images, list_images, make_loader
+from iecast.errors import IecastError
+from iecast.losses import (LossWeights, adversarial_loss, content_contrastive_loss, content_loss,
+                           discriminator_loss, identity_feature_loss, identity_pixel_loss, pair_ids,
+                           style_contrastive_loss, style_loss, total_generator_loss)
+from iecast.models import Decoder, MultiScaleDiscriminator, VGGEncoder, build_transform, content_head, style_head
+from iecast.weights import load_encoder, load_into, read_stylizer, resolve_stylizer_path, save_stylizer
+
+CHECKPOINT_FORMAT = "iecast-train"
+
+
+class IEContraASTModel(nn.Module):
+    """The frozen encoder plus everything the generator step trains.
+
+    `forward(contents, styles)` takes h contents and h styles, builds the 2h contrastive pairs
+    and returns the stylizations and every generator loss term except the adversarial one
+    (which needs the discriminator). Heads exist only when their loss weight is non-zero.
+    """
+
+    def __init__(self, encoder: VGGEncoder, transform: str, weights: LossWeights, temperature: float = 0.2) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.transform = build_transform(transform)
+        self.decoder = Decoder()
+        self.style_head = style_head() if weights.contrastive_style else None
+        self.content_head = content_head() if weights.contrastive_content else None
+        self.weights = weights
+        self.temperature = temperature
+
+    def forward(self, contents: torch.Tensor, styles: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        h = contents.shape[0]
+        style_ids, content_ids = pair_ids(h, contents.device)
+        with torch.no_grad():
+            c_feats, s_feats = self.encoder(contents), self.encoder(styles)
+        pair_c = {k: v[content_ids] for k, v in c_feats.items()}
+        pair_s = {k: v[style_ids] for k, v in s_feats.items()}
+        cs = self.decoder(self.transform(pair_c, pair_s))
+        identity = bool(self.weights.identity_pixel or self.weights.identity_feature)
+        if identity:  # I_cc and I_ss in one batched pass: T(x, x) is per-sample
+            both = {k: torch.cat([c_feats[k], s_feats[k]]) for k in c_feats}
+            id_images = self.decoder(self.transform(both, both))
+            feats = self.encoder(torch.cat([cs, id_images]))
+            cs_feats = {k: v[: 2 * h] for k, v in feats.items()}
+            id_c_feats = {k: v[2 * h: 3 * h] for k, v in feats.items()}
+            id_s_feats = {k: v[3 * h:] for k, v in feats.items()}
+        else:
+            cs_feats = self.encoder(cs)
+        terms = {"content": content_loss(cs_feats, pair_c), "style": style_loss(cs_feats, pair_s)}
+        if identity:
+            id_c, id_s = id_images.split(h)
+            terms["identity_pixel"] = identity_pixel_loss(id_c, contents, id_s, styles)
+            terms["identity_feature"] = identity_feature_loss(id_c_feats, c_feats, id_s_feats, s_feats)
+        if self.style_head is not None:
+            terms["contrastive_style"] = style_contrastive_loss(self.style_head(cs_feats["relu3_1"]), h, self.temperature)
+        if self.content_head is not None:
+            terms["contrastive_content"] = content_contrastive_loss(self.content_head(cs_feats["relu4_1"]), h, self.temperature)
+        return cs, terms
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+TRAINED_PARTS = ("decoder", "transform", "style_head", "content_head")
+
+
+def checkpoint_path(out_dir: Path, iteration: int) -> Path:
+    return out_dir / "checkpoints" / f"ckpt_{iteration:08d}.pt"
+
+
+def save_checkpoint(path: Path, state: dict) -> Path:
+    """torch.save to a temp file, fsync, rename: a kill at any moment leaves old files intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(state, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A training checkpoint, or a one-line error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise IecastError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise IecastError(f"{path}: unreadable checkpoint ({(str(exc).splitlines() or [type(exc).__name__])[0][:120]})") from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise IecastError(f"{path}: not an iecast training checkpoint")
+    return state
+
+
+def list_checkpoints(out_dir: Path) -> list[Path]:
+    return sorted((out_dir / "checkpoints").glob("ckpt_*.pt"))
+
+
+def newest_valid_checkpoint(out_dir: Path) -> tuple[Path, dict] | None:
+    """The newest checkpoint that loads; damaged newer ones are skipped with a warning."""
+    for path in reversed(list_checkpoints(out_dir)):
+        try:
+            return path, read_checkpoint(path)
+        except IecastError as exc:
+            warnings.warn(f"skipping {exc}", stacklevel=2)
+    return None
+
+
+def prune_checkpoints(out_dir: Path, keep: int) -> None:
+    for old in list_checkpoints(out_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def training_state_path(stylizer_path: Path) -> Path:
+    """Where the discriminator and heads that go with an exported stylizer are kept."""
+    return stylizer_path.with_name(stylizer_path.name.replace(".safetensors", "") + ".train.safetensors")
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, fp16: bool = False, with_training_state: bool = False) -> Path:
+    """Turn a training checkpoint into inference weights that `Stylizer.from_pretrained(out)` loads.
+
+    With `with_training_state`, also write the discriminator and heads (no optimiser state) to
+    `<out>.train.safetensors`, enough to warm-start training from the exported model.
+    """
+    from safetensors.torch import save_file
+
+    state = read_checkpoint(checkpoint)
+    config = state["config"]
+    holder = nn.Module()
+    holder.decoder, holder.transform = Decoder(), build_transform(config["transform"])
+    load_into(holder.decoder, state["decoder"], checkpoint, "decoder")
+    load_into(holder.transform, state["transform"], checkpoint, "transform")
+    dtype = torch.float16 if fp16 else torch.float32
+    config = {**config, "iterations_trained": state["iteration"]}
+    out = save_stylizer(out, holder, state["encoder"], config, dtype=dtype)
+    if with_training_state:
+        extra = {f"{part}.{k}": v.to(dtype).contiguous() for part in ("discriminator", "style_head", "content_head")
+                 for k, v in (state.get(part) or {}).items()}
+        tmp = training_state_path(out).with_suffix(".tmp")
+        save_file(extra, str(tmp), metadata={"format": "iecast-train-state", "encoder": state["encoder"],
+                                              "iteration": str(state["iteration"])})
+        os.replace(tmp, training_state_path(out))
+    return out
+
+
+def warm_start(model: IEContraASTModel, discriminator: nn.Module | None, name_or_path: str, encoder_id: str) -> None:
+    """Initialise from an exported stylizer (and its training state file, if present)."""
+    from safetensors.torch import load_file
+
+    path = resolve_stylizer_path(name_or_path)
+    tensors, meta = read_stylizer(path)
+    if meta["encoder"] != encoder_id:
+        raise IecastError(f"{path}: trained with encoder {meta['encoder']!r}, but this run uses {encoder_id!r}")
+    if meta.get("transform", "sanet") != model.transform.kind:
+        raise IecastError(f"{path}: a {meta.get('transform')!r} model cannot initialise a {model.transform.kind!r} run")
+    load_into(model.decoder, {k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")}, path, "decoder")
+    load_into(model.transform, {k[10:]: v for k, v in tensors.items() if k.startswith("transform.")}, path, "transform")
+    extra_path = training_state_path(path)
+    if extra_path.is_file():
+        extra = load_file(str(extra_path))
+        for part, module in (("discriminator", discriminator), ("style_head", model.style_head), ("content_head", model.content_head)):
+            sub = {k[len(part) + 1:]: v for k, v in extra.items() if k.startswith(part + ".")}
+            if module is not None and sub:
+                load_into(module, sub, extra_path, part)
+
+
+# ----------------------------------------------------------------------------- logging
+
+class RunLog:
+    """JSONL log (always), TensorBoard scalars and images (when available), image grids as PNG."""
+
+    def __init__(self, out_dir: Path, enabled: bool, tensorboard: bool) -> None:
+        self.enabled = enabled
+        self.out_dir = out_dir
+        self.writer = None
+        if not enabled:
+            return
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.jsonl = open(out_dir / "log.jsonl", "a", buffering=1)
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(out_dir / "tensorboard"))
+            except Exception as exc:  # tensorboard is optional
+                warnings.warn(f"TensorBoard logging off ({exc}); the JSONL log is still written", stacklevel=2)
+
+    def scalars(self, iteration: int, values: dict) -> None:
+        if not self.enabled:
+            return
+        self.jsonl.write(json.dumps({"iteration": iteration, **values}) + "\n")
+        if self.writer is not None:
+            for key, value in values.items():
+                if isinstance(value, (int, float)):
+                    self.writer.add_scalar(key, value, iteration)
+
+    def image_grid(self, iteration: int, styles: torch.Tensor, contents: torch.Tensor, outputs: torch.Tensor) -> Path | None:
+        """Rows of style | content | output, saved as PNG (and to TensorBoard)."""
+        if not self.enabled:
+            return None
+        from iecast.images import save_image, tensor_to_pil
+
+        rows = [torch.cat([s, c, o], dim=2) for s, c, o in zip(styles, contents, outputs.float().clamp(0, 1))]
+        grid = torch.cat(rows, dim=1)
+        path = save_image(tensor_to_pil(grid), self.out_dir / "images" / f"iter_{iteration:08d}.png")
+        if self.writer is not None:
+            self.writer.add_image("style|content|output", grid, iteration)
+        return path
+
+    def close(self) -> None:
+        if self.enabled:
+            self.jsonl.close()
+            if self.writer is not None:
+                self.writer.close()
+
+
+# ----------------------------------------------------------------------------- the loop
+
+@dataclass
+class TrainResult:
+    iteration: int
+    checkpoint: Path | None
+    interrupted: bool
+    out_dir: Path
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM; the loop checkpoints and stops at the end of the iteration."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old = {}
+
+    def __enter__(self) -> "_StopFlag":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def _check_finite(iteration: int, values: dict[str, torch.Tensor], last: Path | None) -> None:
+    bad = [k for k, v in values.items() if not torch.isfinite(v.detach()).all()]
+    if bad:
+        raise IecastError(f"non-finite loss at iteration {iteration} ({', '.join(bad)}); stopped without saving; "
+                          f"last good checkpoint: {last or 'none'}")
+
+
+def parameter_checksum(modules: list[nn.Module | None]) -> str:
+    """sha256 of every parameter's bytes: equal across DDP ranks that stayed in sync."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for module in modules:
+        if module is not None:
+            for p in module.parameters():
+                digest.update(p.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train (or resume) as `config` says on the devices it names; returns where it stopped.
+
+    Multi-process strategies are launched by Fabric (`ddp_spawn` here, or `ddp` under
+    `torchrun`/`fabric run`); rank 0's result is returned.
+    """
+    from lightning_fabric import Fabric
+
+    config.validate()
+    fabric = Fabric(accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes,
+                    strategy=config.strategy, precision=config.precision)
+    return fabric.launch(_train, config)
+
+
+def _train(fabric, config: TrainConfig) -> TrainResult:
+    from tqdm.auto import tqdm
+
+    out_dir = Path(config.out_dir)
+    weights = config.loss_weights()
+    if config.transform == "adain":  # the AdaIN baseline: style + content loss only
+        weights = LossWeights(content=weights.content, style=weights.style, identity_pixel=0, identity_feature=0,
+                              contrastive_content=0, contrastive_style=0, adversarial=0)
+
+    resume_state, resume_path = None, None
+    if config.resume == "auto":
+        found = newest_valid_checkpoint(out_dir)
+        if found:
+            resume_path, resume_state = found
+    elif config.resume:
+        resume_path, resume_state = Path(config.resume), read_checkpoint(config.resume)
+    if resume_state is not None:
+        if resume_state["encoder"] != config.encoder:
+            raise IecastError(f"{resume_path}: checkpoint was trained with encoder {resume_state['encoder']!r}, "
+                              f"not {config.encoder!r}; nothing was changed")
+        if resume_state["config"]["transform"] != config.transform:
+            raise IecastError(f"{resume_path}: checkpoint is a {resume_state['config']['transform']!r} run, not {config.transform!r}")
+
+    contents = check_images(list_images(config.content), "content")
+    styles = check_images(list_images(config.style), "style")
+
+    torch.manual_seed(config.seed)
+    model = IEContraASTModel(load_encoder(config.encoder), config.transform, weights, config.temperature)
+    discriminator = MultiScaleDiscriminator() if weights.adversarial else None
+    if config.init_from and resume_state is None:
+        warm_start(model, discriminator, config.init_from, config.encoder)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        discriminator = discriminator.to(memory_format=torch.channels_last) if discriminator else None
+    g_opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    d_opt = torch.optim.Adam(discriminator.parameters(), lr=config.d_lr, betas=(config.d_beta1, config.d_beta2)) if discriminator else None
+
+    start = 0
+    if resume_state is not None:
+        for part in TRAINED_PARTS:
+            if getattr(model, part) is not None:
+                getattr(model, part).load_state_dict(resume_state[part])
+        g_opt.load_state_dict(resume_state["g_opt"])
+        if discriminator is not None:
+            discriminator.load_state_dict(resume_state["discriminator"])
+            d_opt.load_state_dict(resume_state["d_opt"])
+        set_rng_state(resume_state["rng"])
+        start = resume_state["iteration"]
+
+    model_f, g_opt_f = fabric.setup(model, g_opt)
+    disc_f, d_opt_f = fabric.setup(discriminator, d_opt) if discriminator else (None, None)
+    scaler = getattr(fabric.strategy.precision, "scaler", None)
+    if resume_state is not None and scaler is not None and resume_state.get("scaler"):
+        scaler.load_state_dict(resume_state["scaler"])
+
+    stream = PairStream(contents, styles, config.h, config.resize, config.crop, config.resize_mode,
+                        config.seed, fabric.global_rank, fabric.world_size)
+    loader = make_loader(stream, start, config.iterations, config.workers)
+    log = RunLog(out_dir, fabric.is_global_zero, config.tensorboard)
+    if fabric.is_global_zero:
+        for stale in (out_dir / "checkpoints").glob(".ckpt_*.tmp"):  # left by a kill during a write
+            stale.unlink(missing_ok=True)
+        (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        log.scalars(start, {"event": "start", "resumed_from": str(resume_path) if resume_path else None,
+                            "content_images": len(contents), "style_images": len(styles), "world_size": fabric.world_size})
+
+    def checkpoint(iteration: int) -> Path:
+        for module in (model, discriminator):
+            if module is not None and not all(torch.isfinite(p).all() for p in module.parameters()):
+                raise IecastError(f"non-finite weights at iteration {iteration}; not saved; last good checkpoint: {last_ckpt or 'none'}")
+        state = {
+            "format": CHECKPOINT_FORMAT, "iecast_version": __version__, "iteration": iteration,
+            "encoder": config.encoder, "config": config.to_dict(), "rng": rng_state(),
+            "g_opt": g_opt.state_dict(), "d_opt": d_opt.state_dict() if d_opt else None,
+            "discriminator": discriminator.state_dict() if discriminator else None,
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            **{part: getattr(model, part).state_dict() if getattr(model, part) is not None else None for part in TRAINED_PARTS},
+        }
+        path = checkpoint_path(out_dir, iteration)
+        if fabric.is_global_zero:
+            save_checkpoint(path, state)
+            prune_checkpoints(out_dir, config.keep_checkpoints)
+        fabric.barrier()
+        return path
+
+    last_ckpt = resume_path
+    iteration = start
+    bad_images = 0
+    tic, tic_iter = time.perf_counter(), start
+    bar = tqdm(total=config.iterations, initial=start, disable=not fabric.is_global_zero, desc="train", unit="it")
+    interrupted = False
+    with _StopFlag() as stop:
+        for iteration, (c, s, bad) in zip(range(start, config.iterations), loader):
+            bad_images += int(bad)
+            lr_scale = 1.0 / (1.0 + config.lr_decay * iteration)
+            for group in g_opt.param_groups:
+                group["lr"] = config.lr * lr_scale
+            if d_opt:
+                for group in d_opt.param_groups:
+                    group["lr"] = config.d_lr * lr_scale
+            memory = torch.channels_last if config.channels_last else torch.contiguous_format
+            c = fabric.to_device(c).contiguous(memory_format=memory)
+            s = fabric.to_device(s).contiguous(memory_format=memory)
+
+            cs, terms = model_f(c, s)
+            d_loss = None
+            if disc_f is not None:
+                d_loss = discriminator_loss(disc_f(s), disc_f(cs.detach()))
+                _check_finite(iteration, {"discriminator": d_loss}, last_ckpt)
+                d_opt_f.zero_grad(set_to_none=True)
+                fabric.backward(d_loss)
+                d_opt_f.step()
+                discriminator.requires_grad_(False)  # G step: gradients reach cs, not D
+                with fabric.autocast():
+                    terms["adversarial"] = adversarial_loss(discriminator(cs))
+                discriminator.requires_grad_(True)
+            total = total_generator_loss(terms, weights)
+            _check_finite(iteration, {**terms, "total": total}, last_ckpt)
+            g_opt_f.zero_grad(set_to_none=True)
+            fabric.backward(total)
+            g_opt_f.step()
+
+            done = iteration + 1
+            bar.update(1)
+            if done % config.log_every == 0 or done == config.iterations:
+                elapsed = time.perf_counter() - tic
+                speed = (done - tic_iter) / max(elapsed, 1e-9)
+                values = {k: v.item() for k, v in terms.items()}
+                values.update(total=total.item(), lr=config.lr * lr_scale, it_per_s=speed,
+                              images_per_s=speed * 2 * config.h * fabric.world_size, bad_images=bad_images)
+                if d_loss is not None:
+                    values["discriminator"] = d_loss.item()
+                log.scalars(done, values)
+                bar.set_postfix(loss=f"{total.item():.3f}")
+                tic, tic_iter = time.perf_counter(), done
+            if done % config.image_every == 0 or done == config.iterations:
+                n = min(4, config.h)
+                log.image_grid(done, s[:n].float().cpu(), c[:n].float().cpu(), cs[:n].detach().float().cpu())
+            stop_now = stop.requested
+            if fabric.world_size > 1:
+                stop_now = fabric.strategy.reduce_boolean_decision(stop_now, all=False)
+            if done % config.checkpoint_every == 0 or done == config.iterations or stop_now:
+                last_ckpt = checkpoint(done)
+            iteration = done
+            if stop_now:
+                interrupted = True
+                break
+    bar.close()
+    (out_dir / f"final_rank{fabric.global_rank}.json").write_text(json.dumps(
+        {"iteration": iteration, "parameters_sha256": parameter_checksum([model, discriminator])}))
+    log.scalars(iteration, {"event": "interrupted" if interrupted else "finished", "checkpoint": str(last_ckpt)})
+    log.close()
+    return TrainResult(iteration=iteration, checkpoint=last_ckpt, interrupted=interrupted, out_dir=out_dir)

@@ -1,0 +1,183 @@
+"""Training: config validation, data handling, exact resume, DDP, non-finite stop, export."""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from iecast import IecastError, Stylizer
+from iecast.config import build_config, parse_override
+from iecast.data import PairStream, check_images, list_images
+from iecast.train import export_checkpoint, list_checkpoints, read_checkpoint, train
+
+
+def _write_images(folder: Path, n: int, size=(150, 140), seed: int = 0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(seed)
+    for i in range(n):
+        arr = (torch.rand(size[1], size[0], 3, generator=g) * 255).to(torch.uint8).numpy()
+        Image.fromarray(arr).save(folder / f"img{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    return _write_images(root / "content", 3), _write_images(root / "style", 3, seed=1)
+
+
+def tiny_config(data, out: Path, **overrides):
+    content, style = data
+    settings = dict(content=[str(content)], style=[str(style)], out_dir=str(out), h=2, crop=128, resize=128,
+                    iterations=6, checkpoint_every=3, log_every=1, image_every=3, workers=0, tensorboard=False)
+    settings.update(overrides)
+    return build_config("cpu-small", overrides=settings)
+
+
+def all_parameters(out_dir: Path, iteration: int) -> dict[str, torch.Tensor]:
+    state = read_checkpoint(out_dir / "checkpoints" / f"ckpt_{iteration:08d}.pt")
+    return {f"{part}.{k}": v for part in ("decoder", "transform", "style_head", "content_head", "discriminator")
+            for k, v in state[part].items()}
+
+
+def test_exact_resume_is_bit_identical(data, tmp_path):
+    straight = tiny_config(data, tmp_path / "straight", checkpoint_every=6)
+    train(straight)
+    first = tiny_config(data, tmp_path / "split", iterations=3)
+    assert train(first).iteration == 3
+    second = tiny_config(data, tmp_path / "split", resume="auto")
+    result = train(second)
+    assert result.iteration == 6 and not result.interrupted
+    a, b = all_parameters(tmp_path / "straight", 6), all_parameters(tmp_path / "split", 6)
+    assert a.keys() == b.keys() and len(a) > 50
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    sa = read_checkpoint(tmp_path / "straight" / "checkpoints" / "ckpt_00000006.pt")
+    sb = read_checkpoint(tmp_path / "split" / "checkpoints" / "ckpt_00000006.pt")
+    for opt in ("g_opt", "d_opt"):
+        for k, st in sa[opt]["state"].items():
+            assert torch.equal(st["exp_avg"], sb[opt]["state"][k]["exp_avg"])
+    # the run logged every term, as JSONL, and saved image grids
+    lines = [json.loads(l) for l in (tmp_path / "split" / "log.jsonl").read_text().splitlines()]
+    terms = [l for l in lines if "total" in l]
+    assert [l["iteration"] for l in terms] == [1, 2, 3, 4, 5, 6]
+    for key in ("content", "style", "identity_pixel", "identity_feature", "contrastive_content",
+                "contrastive_style", "adversarial", "discriminator", "lr", "it_per_s"):
+        assert key in terms[-1]
+    assert terms[1]["lr"] == pytest.approx(1e-4 / (1 + 5e-5 * 1))
+    grid = Image.open(tmp_path / "split" / "images" / "iter_00000006.png")
+    assert grid.size == (3 * 128, 2 * 128)
+
+
+def test_export_loads_in_stylizer_and_warm_start(data, tmp_path):
+    config = tiny_config(data, tmp_path / "run", iterations=1, checkpoint_every=1)
+    ckpt = train(config).checkpoint
+    out = export_checkpoint(ckpt, tmp_path / "model.safetensors", fp16=True, with_training_state=True)
+    stylizer = Stylizer.from_pretrained(out)
+    state = read_checkpoint(ckpt)
+    w = stylizer.network.decoder.state_dict()["layers.1.weight"]
+    assert torch.equal(w, state["decoder"]["layers.1.weight"].half().float())
+    assert (tmp_path / "model.train.safetensors").is_file()
+    img = stylizer.stylize(torch.rand(1, 3, 40, 56), torch.rand(1, 3, 32, 32))
+    assert img.shape == (1, 3, 40, 56)
+    # warm start takes the exported decoder, transform and discriminator
+    warm = tiny_config(data, tmp_path / "warm", iterations=1, init_from=str(out), lr=0.0, d_lr=0.0)
+    train(warm)
+    after = read_checkpoint(list_checkpoints(tmp_path / "warm")[-1])
+    assert torch.equal(after["decoder"]["layers.1.weight"], state["decoder"]["layers.1.weight"].half().float())
+    assert torch.equal(after["discriminator"]["scales.0.layers.0.weight"],
+                       state["discriminator"]["scales.0.layers.0.weight"].half().float())
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(data, tmp_path, monkeypatch):
+    import iecast.train as train_module
+
+    real = train_module.style_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        value = real(*args, **kwargs)
+        return value * float("nan") if calls["n"] >= 3 else value
+
+    monkeypatch.setattr(train_module, "style_loss", poisoned)
+    config = tiny_config(data, tmp_path / "nan", iterations=5, checkpoint_every=2)
+    with pytest.raises(IecastError, match=r"non-finite loss at iteration 2 \(style, total\).*ckpt_00000002.pt"):
+        train(config)
+    ckpts = list_checkpoints(tmp_path / "nan")
+    assert [p.name for p in ckpts] == ["ckpt_00000002.pt"]
+    state = read_checkpoint(ckpts[0])
+    assert all(torch.isfinite(v).all() for v in state["decoder"].values())
+
+
+def test_ddp_two_processes_stay_in_sync(data, tmp_path):
+    config = tiny_config(data, tmp_path / "ddp", iterations=2, checkpoint_every=2, accelerator="cpu", devices=2,
+                         strategy="ddp_spawn")
+    train(config)
+    ranks = [json.loads((tmp_path / "ddp" / f"final_rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["iteration"] == ranks[1]["iteration"] == 2
+    assert ranks[0]["parameters_sha256"] == ranks[1]["parameters_sha256"]
+    lines = [json.loads(l) for l in (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()]
+    assert lines[0]["world_size"] == 2
+    assert all(torch.isfinite(torch.tensor(l["total"])) for l in lines if "total" in l)
+
+
+def test_config_errors_are_one_line(tmp_path, data):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("h = 4\nlearning_rate = 0.1\n")
+    with pytest.raises(IecastError, match="unknown setting 'learning_rate'"):
+        build_config(file=bad, overrides={"content": ["x"], "style": ["y"]})
+    bad.write_text('h = "four"\n')
+    with pytest.raises(IecastError, match="h must be int"):
+        build_config(file=bad)
+    with pytest.raises(IecastError, match="h must be >= 2"):
+        build_config(overrides={"h": 1, "content": ["x"], "style": ["y"]})
+    with pytest.raises(IecastError, match="unknown preset"):
+        build_config("fast")
+    good = tmp_path / "good.yaml"
+    good.write_text("train:\n  h: 3\n  crop: 128\n  content: [a]\n  style: [b]\n")
+    config = build_config("paper", good, dict([parse_override("loss_adversarial=0"), parse_override("channels_last=true")]))
+    assert (config.h, config.crop, config.loss_adversarial, config.channels_last, config.resize) == (3, 128, 0.0, True, 512)
+
+
+def test_data_errors_and_odd_images(tmp_path):
+    with pytest.raises(IecastError, match="no such folder"):
+        list_images([str(tmp_path / "missing")])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "broken.jpg").write_bytes(b"not an image")
+    (empty / "zero.png").write_bytes(b"")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(IecastError, match="no readable content images"):
+            check_images(list_images([str(empty)]), "content")
+    assert len([w for w in caught if "skipping unreadable" in str(w.message)]) == 2
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    Image.new("L", (50, 40), 128).save(odd / "gray.png")
+    Image.new("RGBA", (60, 50), (10, 20, 30, 0)).save(odd / "rgba.png")
+    Image.new("CMYK", (70, 60), (0, 255, 0, 0)).save(odd / "cmyk.jpg")
+    Image.fromarray((torch.arange(64 * 48) % 65535).reshape(48, 64).numpy().astype("uint16")).save(odd / "deep.png")
+    Image.new("P", (30, 30)).save(odd / "palette.png")
+    files = check_images(list_images([str(odd)]), "style")
+    assert len(files) == 5
+    stream = PairStream(files, files, h=5, resize=64, crop=32, resize_mode="shorter-side")
+    contents, styles, bad = stream[0]
+    assert contents.shape == styles.shape == (5, 3, 32, 32) and bad == 0
+    again = stream[0]
+    assert torch.equal(again[0], contents)  # batches are a pure function of the iteration
+    assert not torch.equal(stream[1][0], contents)
+
+
+def test_resume_with_another_encoder_is_refused(data, tmp_path):
+    config = tiny_config(data, tmp_path / "enc", iterations=1, checkpoint_every=1)
+    ckpt = train(config).checkpoint
+    before = ckpt.read_bytes()
+    other = tiny_config(data, tmp_path / "enc", iterations=2, resume="auto", encoder="vgg16-imagenet-offline")
+    with pytest.raises(IecastError, match="trained with encoder 'vgg16-imagenet-offline-normalised'"):
+        train(other)
+    assert ckpt.read_bytes() == before and len(list_checkpoints(tmp_path / "enc")) == 1
