@@ -448,13 +448,13 @@ def _train(fabric, config: TrainConfig) -> TrainResult:
             if done % config.log_every == 0 or done == config.iterations:
                 elapsed = time.perf_counter() - tic
                 speed = (done - tic_iter) / max(elapsed, 1e-9)
-                values = {k: v.item() for k, v in terms.items()}
-                values.update(total=total.item(), lr=config.lr * lr_scale, it_per_s=speed,
+                values = {k: v.detach().item() for k, v in terms.items()}
+                values.update(total=total.detach().item(), lr=config.lr * lr_scale, it_per_s=speed,
                               images_per_s=speed * 2 * config.h * fabric.world_size, bad_images=bad_images)
                 if d_loss is not None:
-                    values["discriminator"] = d_loss.item()
+                    values["discriminator"] = d_loss.detach().item()
                 log.scalars(done, values)
-                bar.set_postfix(loss=f"{total.item():.3f}")
+                bar.set_postfix(loss=f"{values['total']:.3f}")
                 tic, tic_iter = time.perf_counter(), done
             if done % config.image_every == 0 or done == config.iterations:
                 n = min(4, config.h)
