@@ -19,16 +19,20 @@ def encoder():
 
 def images(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    content = F.interpolate(torch.rand(1, 3, 6, 6, generator=g), size=(40, 40), mode="bicubic").clamp(0, 1)
-    style = torch.rand(1, 3, 48, 32, generator=g)
+    content = F.interpolate(torch.rand(1, 3, 6, 6, generator=g), size=(32, 32), mode="bicubic").clamp(0, 1)
+    style = torch.rand(1, 3, 32, 32, generator=g)
     return content, style
 
 
-def test_gatys_lowers_its_objective(encoder):
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_gatys_lowers_its_objective(encoder, optimizer):
     content, style = images()
-    config = GatysConfig(steps=6, learning_rate=0.05)
+    config = GatysConfig(steps=5, optimizer=optimizer, learning_rate=0.05 if optimizer == "adam" else None)
     out, history = gatys_stylize(content, style, encoder, config)
-    assert len(history) == config.steps + 1
+    if optimizer == "adam":
+        assert len(history) == config.steps + 1
+    else:
+        assert config.learning_rate == 1.0 and 2 <= len(history) <= 2 * config.steps + 1
     assert history[-1] < 0.8 * history[0]
     assert out.shape == content.shape and 0 <= float(out.min()) and float(out.max()) <= 1
     # the recorded final value is the objective of the returned image, recomputed independently
@@ -61,5 +65,7 @@ def test_gatys_bad_settings_are_one_line_errors(encoder):
         GatysConfig(steps=-1)
     with pytest.raises(IecastError, match="init"):
         GatysConfig(init="zeros")
+    with pytest.raises(IecastError, match="optimizer"):
+        GatysConfig(optimizer="sgd")
     with pytest.raises(IecastError, match="one content and one style"):
         gatys_stylize(torch.rand(2, 3, 32, 32), torch.rand(1, 3, 32, 32), encoder)

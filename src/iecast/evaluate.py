@@ -225,7 +225,7 @@ def build_method(spec: MethodSpec, encoder: VGGEncoder, gatys: GatysConfig = Gat
         return Method(spec, description, lambda c, s: stylizer.stylize(c.to(device), s.to(device), alpha=1.0).cpu())
     if spec.kind == "gatys":
         gatys_stylizer = GatysStylizer(encoder, gatys)
-        description = {"encoder": gatys_stylizer.encoder_id, "optimiser": "adam", **asdict(gatys)}
+        description = {"encoder": gatys_stylizer.encoder_id, **asdict(gatys)}
         description["style_taps"] = list(gatys.style_taps)
         return Method(spec, description, gatys_stylizer.stylize)
     if spec.kind == "folder":

@@ -1,8 +1,11 @@
 """Gatys et al. (2016) style transfer by image optimisation, with our encoder: a baseline needing no training.
 
-The image is optimised with Adam for a fixed number of steps from a fixed start (the content,
-or seeded noise), so a run is reproducible. Content term: MSE of relu4_1 features; style
-term: Gram-matrix MSE summed over relu1_1 ... relu5_1 (`iecast.metrics.gram_matrix`).
+The image is optimised for a fixed number of steps from a fixed start (the content, or seeded
+noise), so a run is reproducible. L-BFGS (as Gatys et al.) is the default: far better per
+encoder pass than Adam on pixels, which at few steps leaves high-frequency noise. Content
+term: MSE of relu4_1 features; style term: Gram-matrix MSE summed over relu1_1 ... relu5_1
+(`iecast.metrics.gram_matrix`). L-BFGS does not keep the image in [0, 1] between steps; the
+result is clamped at the end (and its objective measured after clamping).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from iecast.metrics import gram_loss_from_features, gram_matrix
 from iecast.models.vgg import TAPS, VGGEncoder
 
 CONTENT_TAP = "relu4_1"
+DEFAULT_LEARNING_RATES = {"lbfgs": 1.0, "adam": 0.03}
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,8 @@ class GatysConfig:
     """Optimisation settings; the defaults suit the normalised offline VGG-16 at 256-512 px."""
 
     steps: int = 50
-    learning_rate: float = 0.03
+    optimizer: str = "lbfgs"
+    learning_rate: float | None = None
     content_weight: float = 1.0
     style_weight: float = 10.0
     init: str = "content"
@@ -35,6 +40,10 @@ class GatysConfig:
             raise IecastError(f"Gatys steps must be >= 0 (got {self.steps})")
         if self.init not in ("content", "noise"):
             raise IecastError(f"Gatys init must be 'content' or 'noise' (got {self.init!r})")
+        if self.optimizer not in DEFAULT_LEARNING_RATES:
+            raise IecastError(f"Gatys optimizer must be one of {', '.join(DEFAULT_LEARNING_RATES)} (got {self.optimizer!r})")
+        if self.learning_rate is None:
+            object.__setattr__(self, "learning_rate", DEFAULT_LEARNING_RATES[self.optimizer])
 
 
 def gatys_objective(image_feats: dict[str, torch.Tensor], content_target: torch.Tensor,
@@ -49,7 +58,7 @@ def gatys_stylize(content: torch.Tensor, style: torch.Tensor, encoder: VGGEncode
                   config: GatysConfig = GatysConfig()) -> tuple[torch.Tensor, list[float]]:
     """Optimise an image (1, 3, H, W) in [0, 1] to match `content`'s relu4_1 and `style`'s Grams.
 
-    Returns (image, weighted objective before each step and after the last one).
+    Returns (image, the weighted objective at every evaluation, then of the returned image).
     """
     if content.dim() != 4 or style.dim() != 4 or content.shape[0] != 1 or style.shape[0] != 1:
         raise IecastError(f"Gatys takes one content and one style image (got shapes {tuple(content.shape)} and {tuple(style.shape)})")
@@ -62,23 +71,32 @@ def gatys_stylize(content: torch.Tensor, style: torch.Tensor, encoder: VGGEncode
     else:
         start = torch.rand(content.shape, generator=generator).to(content)
     image = start.requires_grad_(True)
-    optimizer = torch.optim.Adam([image], lr=config.learning_rate)
     deepest = max(set(config.style_taps) | {CONTENT_TAP}, key=TAPS.index)
+    history: list[float] = []
 
     def objective() -> torch.Tensor:
         content_term, style_term = gatys_objective(encoder(image, last=deepest), content_target, style_grams, config)
         return config.content_weight * content_term + config.style_weight * style_term
 
-    history = []
-    for _ in range(config.steps):
+    def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         loss = objective()
         history.append(float(loss.detach()))
         loss.backward()
-        optimizer.step()
-        with torch.no_grad():
-            image.clamp_(0, 1)
+        return loss
+
+    if config.steps > 0 and config.optimizer == "lbfgs":
+        optimizer = torch.optim.LBFGS([image], lr=config.learning_rate, max_iter=config.steps, history_size=20,
+                                      line_search_fn=None)
+        optimizer.step(closure)
+    elif config.steps > 0:
+        optimizer = torch.optim.Adam([image], lr=config.learning_rate)
+        for _ in range(config.steps):
+            optimizer.step(closure)
+            with torch.no_grad():
+                image.clamp_(0, 1)
     with torch.no_grad():
+        image.clamp_(0, 1)
         history.append(float(objective()))
     return image.detach(), history
 

@@ -20,8 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--perceptual", choices=("lpips", "offline"), default="lpips",
                    help="LPIPS if installed with local weights, else the offline stand-in (default lpips)")
     p.add_argument("--image-format", choices=("png", "jpg"), default="png", help="format of cached outputs")
-    p.add_argument("--gatys-steps", type=int, default=50, help="Gatys optimisation steps (default 50)")
-    p.add_argument("--gatys-lr", type=float, default=0.03, help="Gatys Adam learning rate")
+    p.add_argument("--gatys-steps", type=int, default=50, help="Gatys optimisation steps (L-BFGS iterations; default 50)")
+    p.add_argument("--gatys-optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="Gatys optimiser (default lbfgs)")
+    p.add_argument("--gatys-lr", type=float, default=None, help="Gatys learning rate (default 1.0 for lbfgs, 0.03 for adam)")
     p.add_argument("--gatys-style-weight", type=float, default=10.0, help="Gatys style weight (content weight 1)")
     p.add_argument("--gatys-init", choices=("content", "noise"), default="content", help="Gatys start image")
     p.add_argument("--seed", type=int, default=0, help="seed for Gatys' noise start")
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     config = EvalConfig(
         contents=args.content, styles=args.style, out=args.out, methods=args.method, size=args.size, limit=args.limit,
         encoder=args.encoder, perceptual=args.perceptual, image_format=args.image_format,
-        gatys=GatysConfig(steps=args.gatys_steps, learning_rate=args.gatys_lr, style_weight=args.gatys_style_weight,
+        gatys=GatysConfig(steps=args.gatys_steps, optimizer=args.gatys_optimizer, learning_rate=args.gatys_lr, style_weight=args.gatys_style_weight,
                           init=args.gatys_init, seed=args.seed),
         video=args.video, video_frames=args.video_frames, video_style=args.video_style, art_fid=not args.no_art_fid,
         overwrite=args.overwrite, device=args.device, progress=not args.no_progress)
