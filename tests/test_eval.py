@@ -203,6 +203,16 @@ def test_load_frames_and_eval_video(data, tmp_path):
         evaluate_video(two, data / "video", perceptual="offline")
 
 
+def test_eval_video_cli(data, tmp_path, capsys):
+    out = tmp_path / "v.json"
+    assert main(["eval-video", "--stylized", str(data / "video"), "--raw", str(data / "video"), "--perceptual", "offline",
+                 "--json", str(out)]) == 0
+    assert "ratio 1.0000" in capsys.readouterr().out
+    assert json.loads(out.read_text())["distance"] == "perceptual-vgg16-offline"
+    assert main(["eval-video", "--stylized", str(data / "video_src"), "--raw", str(data / "video")]) == 1
+    assert "at least 2 frames (found 1)" in capsys.readouterr().err
+
+
 def test_video_file_through_pyav(data, tmp_path):
     av = pytest.importorskip("av")
     path = tmp_path / "clip.mp4"
@@ -217,6 +227,27 @@ def test_video_file_through_pyav(data, tmp_path):
     frames = load_frames(path)
     assert len(frames) == 3 and frames[0].size == (40, 40)
     assert len(load_frames(path, max_frames=2)) == 2
+
+
+def test_official_method_runs_the_authors_files(tmp_path):
+    """`official:<dir>` finds the three release files (highest iteration) and stylizes."""
+    from reference import ReferenceTransformer, reference_decoder, reference_vgg_normalised, small_init_
+
+    from iecast.evaluate import build_method
+    from iecast.weights import load_encoder
+
+    torch.manual_seed(1)
+    vgg, decoder, transformer = reference_vgg_normalised(), reference_decoder(), ReferenceTransformer()
+    for module in (vgg, decoder, transformer):
+        small_init_(module)
+    torch.save(vgg.state_dict(), tmp_path / "vgg_normalised.pth")
+    torch.save(decoder.state_dict(), tmp_path / "decoder_iter_160000.pth")
+    torch.save(transformer.state_dict(), tmp_path / "transformer_iter_160000.pth")
+    (tmp_path / "decoder_iter_5000.pth").write_bytes(b"older, never read")
+    method = build_method(parse_method(f"official:{tmp_path}"), load_encoder(ENCODER))
+    assert method.label == f"official-{tmp_path.name}" and method.description["decoder"].endswith("decoder_iter_160000.pth")
+    out = method.stylize(torch.rand(1, 3, 36, 44), torch.rand(1, 3, 32, 32))
+    assert out.shape == (1, 3, 36, 44)
 
 
 def test_parse_method_labels():

@@ -213,3 +213,31 @@ def test_warping_error_is_small_for_the_raw_video_and_grows_with_flicker():
     flicker = (raw + 0.15 * torch.randn(raw.shape, generator=torch.Generator().manual_seed(8))).clamp(0, 1)
     assert floor < 0.01
     assert metrics.warping_error(flicker, raw) > 5 * floor + 0.02
+
+
+def test_lpips_wrapper_needs_local_backbone_and_rescales_inputs(monkeypatch, tmp_path):
+    """A stand-in `lpips` module: the wrapper must refuse without local weights, else feed [-1, 1]."""
+    import sys
+    import types
+
+    seen = []
+
+    class FakeLPIPS(torch.nn.Module):
+        def __init__(self, net="alex", verbose=True):
+            super().__init__()
+
+        def forward(self, a, b):
+            seen.append((float(a.min()), float(b.max())))
+            return (a - b).abs().mean(dim=(1, 2, 3)).view(-1, 1, 1, 1)
+
+    monkeypatch.setitem(sys.modules, "lpips", types.SimpleNamespace(LPIPS=FakeLPIPS))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    distance, reason = metrics.make_perceptual_distance("lpips", encoder=IdentityTaps())
+    assert distance.name == metrics.OFFLINE_PERCEPTUAL_NAME and "backbone weights not found" in reason
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / metrics.LPIPS_BACKBONE_FILES["alex"]).write_bytes(b"")
+    distance, reason = metrics.make_perceptual_distance("lpips")
+    assert reason is None and distance.name == "lpips-alex"
+    d = distance(torch.zeros(2, 3, 8, 8), torch.ones(2, 3, 8, 8))
+    assert d.shape == (2,) and torch.allclose(d, torch.full((2,), 2.0))
+    assert seen == [(-1.0, 1.0)]
