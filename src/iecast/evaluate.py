@@ -227,7 +227,7 @@ def build_method(spec: MethodSpec, encoder: VGGEncoder, gatys: GatysConfig = Gat
         gatys_stylizer = GatysStylizer(encoder, gatys)
         description = {"encoder": gatys_stylizer.encoder_id, **asdict(gatys)}
         description["style_taps"] = list(gatys.style_taps)
-        return Method(spec, description, gatys_stylizer.stylize)
+        return Method(spec, description, lambda c, s: gatys_stylizer.stylize(c.to(device), s.to(device)).cpu())
     if spec.kind == "folder":
         folder = Path(spec.target)
         if not folder.is_dir():
@@ -333,6 +333,7 @@ class _Features:
 
     def __init__(self, encoder: VGGEncoder, distance: metrics.PerceptualDistance) -> None:
         self.encoder, self.distance = encoder, distance
+        self.device = next(encoder.parameters()).device
         self.cache: dict[tuple[str, str], object] = {}
 
     def get(self, kind: str, name: str, image: torch.Tensor):
@@ -340,7 +341,7 @@ class _Features:
         if key not in self.cache:
             with torch.no_grad():
                 if kind == "vgg":
-                    self.cache[key] = self.encoder(image)
+                    self.cache[key] = self.encoder(image.to(self.device))
                 elif kind == "gram":
                     self.cache[key] = {t: metrics.gram_matrix(f) for t, f in self.get("vgg", name, image).items()}
                 else:
@@ -354,7 +355,7 @@ def pair_metrics(output: torch.Tensor, content: torch.Tensor, content_name: str,
     """Every per-pair number: losses against content/style, SSIM, perceptual distance to the content."""
     if output.shape[-2:] != content.shape[-2:]:
         output = F.interpolate(output, size=content.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
-    out_feats = feats.encoder(output)
+    out_feats = feats.encoder(output.to(feats.device))
     content_feats = feats.get("vgg", content_name, content)
     style_feats = feats.get("vgg", style_name, style)
     distance = feats.distance
