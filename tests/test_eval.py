@@ -165,7 +165,7 @@ def test_folder_method_with_missing_outputs_is_a_one_line_error(full_run, data, 
 def test_bad_inputs_are_one_line_errors_without_output(data, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     cases = [
-        (["-c", str(tmp_path / "empty"), "-s", str(data / "style"), "-m", "gatys"], "empty folder"),
+        (["-c", str(tmp_path / "empty"), "-s", str(data / "style"), "-m", "gatys"], "empty: no content image files"),
         (["-c", str(data / "content"), "-s", str(data / "style"), "-m", "iecast:/nonexistent/model.safetensors"],
          "neither a file nor a pretrained name"),
         (["-c", str(data / "content"), "-s", str(data / "style"), "-m", f"official:{tmp_path / 'empty'}"], "decoder_iter_"),
@@ -275,6 +275,13 @@ def test_list_images_sorted_limited_and_duplicate_stems(tmp_path):
     write_images(tmp_path / "d", ["b.jpg", "a.jpg", "c.png"])
     (tmp_path / "d" / "notes.txt").write_text("x")
     assert [p.name for p in list_images(tmp_path / "d", limit=2)] == ["a.jpg", "b.jpg"]
+    listing = tmp_path / "lists" / "pick.txt"
+    listing.parent.mkdir()
+    listing.write_text("# chosen\n../d/c.png\n\n" + str(tmp_path / "d" / "a.jpg") + "\n")
+    assert list_images(listing) == [tmp_path / "d" / "c.png", tmp_path / "d" / "a.jpg"]
+    listing.write_text("../d/missing.jpg\n")
+    with pytest.raises(IecastError, match=r"pick.txt:1: ../d/missing.jpg: no such file"):
+        list_images(listing)
     write_images(tmp_path / "d", ["a.png"])
     with pytest.raises(IecastError, match="share the name 'a'"):
         list_images(tmp_path / "d")

@@ -52,15 +52,33 @@ METRIC_DESCRIPTIONS = {
 
 # ----------------------------------------------------------------------------- inputs
 
+def _read_list_file(list_file: Path) -> list[Path]:
+    """Image paths of a .txt list (one per line, '#' comments; relative to the list's folder)."""
+    files = []
+    for number, line in enumerate(list_file.read_text(encoding="utf-8").splitlines(), start=1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        path = Path(os.path.normpath(list_file.parent / Path(entry).expanduser()))
+        if not path.is_file():
+            raise IecastError(f"{list_file}:{number}: {entry}: no such file")
+        files.append(path)
+    return files
+
+
 def list_images(folder: str | os.PathLike, limit: int | None = None, what: str = "image") -> list[Path]:
-    """Sorted image files of a folder (first `limit`), or a one-line error for a missing/empty folder."""
+    """Image files of a folder (sorted by name) or of a .txt list file (in its order), first `limit`;
+    a one-line error for a missing or empty folder."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise IecastError(f"{folder}: no such folder ({what}s)")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                   and not p.name.startswith("."))
+    if folder.is_file() and folder.suffix.lower() == ".txt":
+        files = _read_list_file(folder)
+    elif not folder.is_dir():
+        raise IecastError(f"{folder}: no such folder or .txt list ({what}s)")
+    else:
+        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                       and not p.name.startswith("."))
     if not files:
-        raise IecastError(f"{folder}: empty folder: no {what} files ({', '.join(IMAGE_EXTENSIONS)})")
+        raise IecastError(f"{folder}: empty: no {what} files ({', '.join(IMAGE_EXTENSIONS)})")
     stems = [p.stem for p in files]
     duplicates = sorted({s for s in stems if stems.count(s) > 1})
     if duplicates:
@@ -445,7 +463,8 @@ def evaluate(config: EvalConfig) -> dict:
                 shutil.rmtree(folder)  # a folder this harness made (it holds method.json)
             folder.mkdir(parents=True, exist_ok=True)
             _write_text(folder / "method.json", json.dumps({"spec": m.spec.spec, "settings": _method_settings(m, config)}, indent=2))
-            timings = _read_json(folder / "timings.json") if not config.overwrite else {}
+            timings = {name: seconds for name, seconds in _read_json(folder / "timings.json").items()
+                       if (folder / name).is_file()} if not config.overwrite else {}
             pairs = []
             for c in contents:
                 for s in styles:
@@ -465,6 +484,8 @@ def evaluate(config: EvalConfig) -> dict:
                     pairs.append({"content": c.stem, "style": s.stem, "output": _relative(output_path, out),
                                   "metrics": values, "seconds": timings.get(output_path.name)})
                     bar.update(1)
+            if m.spec.kind != "folder":
+                _write_text(folder / "timings.json", json.dumps(timings, indent=1))
             summary = {k: mean_ci95([p["metrics"][k] for p in pairs]) for k in pairs[0]["metrics"]}
             seconds = [p["seconds"] for p in pairs if p["seconds"] is not None]
             summary["seconds"] = mean_ci95(seconds)

@@ -9,8 +9,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate style-transfer methods on content and style folders",
                        description="Stylize every content x style pair with every --method (cached per method), measure "
                                    "each output, and write report.json, report.md and index.html into --out.")
-    p.add_argument("-c", "--content", required=True, type=Path, help="folder of content images")
-    p.add_argument("-s", "--style", required=True, type=Path, help="folder of style images")
+    p.add_argument("-c", "--content", required=True, type=Path, help="folder of content images, or a .txt list of paths")
+    p.add_argument("-s", "--style", required=True, type=Path, help="folder of style images, or a .txt list of paths")
     p.add_argument("-m", "--method", action="append", required=True, metavar="[LABEL=]SPEC",
                    help="iecast:<name-or-path>, official:<dir>, gatys or folder:<dir>; repeat for several")
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder (outputs cached per method)")
