@@ -1,0 +1,246 @@
+"""Time and peak memory of `Stylizer.stylize` vs the authors' release structure, per content size.
+
+Both variants use the same random-init network (speed does not depend on trained values), the
+default encoder, a square random content of each size and a 512x512 style:
+
+- `ours`: `Stylizer.stylize` with its defaults (precision 'auto', attention through
+  scaled_dot_product_attention in chunks of content positions, encoder/decoder tiled above
+  ~2.4 MP, inference mode). `ours reuse` is the time per further content when the style was
+  prepared once (a folder of photos or video frames with one style).
+- `release`: the release's structure, written here: fp32, NCHW, torch.no_grad, the encoder
+  chained like its enc_1..enc_5 slices, the attention materialising softmax(F^T G) with bmm,
+  the style re-encoded for every content, no tiling.
+
+Every measurement runs in its own subprocess so its peak RSS (ru_maxrss) belongs to one
+variant and one size; the variants are interleaved in one run so background load on a shared
+machine hits both alike. The release is skipped where its estimated memory exceeds a budget.
+
+    .venv/bin/python benchmarks/stylize_benchmark.py                       # 512 1024 2048 4096
+    .venv/bin/python benchmarks/stylize_benchmark.py --sizes 512 8192 --repeats 3
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+STYLE_SIZE = 512
+GB = 1024 ** 3
+
+
+def random_network():
+    from iecast.models.network import StyleTransferNetwork
+    from iecast.models.transform import SANetTransform
+    from iecast.weights import DEFAULT_ENCODER, load_encoder
+
+    torch.manual_seed(0)
+    network = StyleTransferNetwork(load_encoder(DEFAULT_ENCODER), SANetTransform()).eval()
+    network.encoder_id = DEFAULT_ENCODER
+    return network
+
+
+# ------------------------------------------------------------------ the release's structure
+
+def release_encode(encoder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """relu4_1 and relu5_1 as the release computes them: plain layers, intermediates dropped."""
+    from iecast.models.vgg import BLOCK_DEPTHS
+
+    x = encoder.normalize_input(x)
+    taps = []
+    for block, depth in enumerate(BLOCK_DEPTHS[encoder.arch]):
+        if block > 0:
+            x = F.max_pool2d(x, 2, 2, ceil_mode=True)
+        for i in range(depth):
+            x = F.relu(encoder.convs[f"conv{block + 1}_{i + 1}"](F.pad(x, (1, 1, 1, 1), mode="reflect")))
+            if block >= 3 and i == 0:
+                taps.append(x)
+    return taps[0], taps[1]
+
+
+def mvn(x: torch.Tensor) -> torch.Tensor:
+    n, c = x.shape[:2]
+    flat = x.view(n, c, -1)
+    return (x - flat.mean(2).view(n, c, 1, 1)) / (flat.var(2) + 1e-5).sqrt().view(n, c, 1, 1)
+
+
+def release_sanet(block, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """The release's SANet forward: the (content x style) attention matrix is materialised."""
+    f = block.f(mvn(content))
+    g = block.g(mvn(style))
+    h = block.h(style)
+    b, c, hh, ww = f.shape
+    f = f.view(b, c, -1).permute(0, 2, 1)
+    attention = torch.softmax(torch.bmm(f, g.view(b, c, -1)), dim=-1)
+    out = torch.bmm(h.view(b, c, -1), attention.permute(0, 2, 1)).view(b, c, hh, ww)
+    return block.out_conv(out) + content
+
+
+def release_stylize(network, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        c4, c5 = release_encode(network.encoder, content)
+        s4, s5 = release_encode(network.encoder, style)
+        t = network.transform
+        merged = release_sanet(t.sanet4_1, c4, s4) + F.interpolate(release_sanet(t.sanet5_1, c5, s5), scale_factor=2,
+                                                                   mode="nearest")
+        return network.decoder(t.merge_conv(F.pad(merged, (1, 1, 1, 1), mode="reflect"))).clamp(0, 1)
+
+
+def release_estimate_gb(size: int) -> float:
+    """Peak of the release path: three full-resolution 64-channel maps (conv input, padded copy,
+    output) or three copies of the attention matrix, whichever is larger, plus ~0.5 GB."""
+    full_res = 3 * 64 * size * size * 4
+    attention = 3 * (size // 8) ** 2 * (STYLE_SIZE // 8) ** 2 * 4
+    return max(full_res, attention) / GB + 0.5
+
+
+# ------------------------------------------------------------------ one measurement (subprocess)
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB
+
+
+def worker(variant: str, size: int, warmup: bool, reuse: bool) -> dict:
+    from iecast.stylizer import Stylizer
+
+    network = random_network()
+    g = torch.Generator().manual_seed(size)
+    content = torch.rand(1, 3, size, size, generator=g)
+    style = torch.rand(1, 3, STYLE_SIZE, STYLE_SIZE, generator=g)
+    result = {"variant": variant, "size": size, "baseline_rss_gb": peak_rss_gb()}
+    if variant == "release":
+        run = lambda: release_stylize(network, content, style)  # noqa: E731
+    else:
+        stylizer = Stylizer(network)
+        result["precision"] = str(stylizer.dtype).replace("torch.", "")
+        run = lambda: stylizer.stylize(content, style)  # noqa: E731
+    if warmup:
+        run()
+    start = time.perf_counter()
+    run()
+    result["seconds"] = time.perf_counter() - start
+    result["peak_rss_gb"] = peak_rss_gb()
+    if variant == "ours" and reuse:
+        prepared = stylizer.prepare_style(style)
+        start = time.perf_counter()
+        stylizer.stylize(content, prepared)
+        result["reuse_seconds"] = time.perf_counter() - start
+    return result
+
+
+def measure(variant: str, size: int, warmup: bool, reuse: bool, memory_limit_gb: float) -> dict:
+    """Run `worker` in a fresh interpreter whose address space is capped (a failed allocation
+    there is reported, instead of the machine's OOM killer picking some other process)."""
+    cmd = [sys.executable, __file__, "--worker", variant, str(size), "--limit-gb", str(memory_limit_gb)]
+    if warmup:
+        cmd.append("--warmup")
+    if reuse:
+        cmd.append("--reuse")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        reason = (proc.stderr.strip().splitlines() or ["no output"])[-1][:120]
+        return {"variant": variant, "size": size, "error": reason}
+    return json.loads(lines[-1])
+
+
+def tiling_check(size: int, tile: int) -> float:
+    """Largest difference (in 1/255 steps) between tiled and whole-image results on the bundled
+    sample photo resized to `size` (shorter side), stylized with the bundled painting."""
+    from iecast.demo import SAMPLE_CONTENT, SAMPLE_STYLE, sample_path
+    from iecast.stylizer import Stylizer
+
+    stylizer = Stylizer(random_network())
+    kwargs = {"content_size": size, "alpha": 0.8}
+    whole = stylizer.stylize(sample_path(SAMPLE_CONTENT), sample_path(SAMPLE_STYLE), tile=None, **kwargs)
+    tiled = stylizer.stylize(sample_path(SAMPLE_CONTENT), sample_path(SAMPLE_STYLE), tile=tile, **kwargs)
+    import numpy as np
+
+    diff = np.abs(np.asarray(whole, dtype=np.int16) - np.asarray(tiled, dtype=np.int16))
+    print(f"tiling check: {whole.size[0]}x{whole.size[1]}, tiles of {tile}: largest difference {diff.max()}/255, "
+          f"{(diff > 0).mean() * 100:.3f}% of values differ", flush=True)
+    return float(diff.max())
+
+
+def fmt(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.1f} s" if seconds >= 10 else f"{seconds:.2f} s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048, 4096])
+    parser.add_argument("--repeats", type=int, default=3, help="runs per variant at sizes up to 1024 (1 above)")
+    parser.add_argument("--release-budget-gb", type=float, default=12.0,
+                        help="skip the release path where its estimated peak is above this")
+    parser.add_argument("--limit-gb", type=float, default=20.0, help="address-space cap of each subprocess")
+    parser.add_argument("--reuse-up-to", type=int, default=4096,
+                        help="also time a second content with the style prepared once, up to this size")
+    parser.add_argument("--tiling-check", type=int, metavar="SIZE",
+                        help="only compare tiled (512 px tiles) and whole-image results at this size")
+    parser.add_argument("--worker", nargs=2, metavar=("VARIANT", "SIZE"), help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--reuse", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        limit = int(args.limit_gb * GB)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.warmup, args.reuse)), flush=True)
+        return
+    if args.tiling_check:
+        tiling_check(args.tiling_check, 512)
+        return
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()}, load average {os.getloadavg()[0]:.1f}; "
+          f"style {STYLE_SIZE}x{STYLE_SIZE}", flush=True)
+    rows = []
+    for size in args.sizes:
+        repeats = args.repeats if size <= 1024 else 1
+        skip_release = release_estimate_gb(size) > args.release_budget_gb
+        runs: dict[str, list[dict]] = {"ours": [], "release": []}
+        for _ in range(repeats):
+            for variant in ("ours", "release"):
+                if variant == "release" and skip_release:
+                    continue
+                r = measure(variant, size, warmup=size <= 512, reuse=size <= args.reuse_up_to,
+                            memory_limit_gb=args.limit_gb)
+                runs[variant].append(r)
+                print(f"  {size:>5} {variant:<8} {json.dumps(r)}", flush=True)
+        rows.append((size, runs, skip_release))
+
+    def summary(results: list[dict], key: str) -> float | None:
+        values = [r[key] for r in results if key in r]
+        return statistics.median(values) if values else None
+
+    print()
+    print(f"| content (style {STYLE_SIZE}) | ours | ours, style reused | ours peak RSS | release structure "
+          f"| release peak RSS | speed-up | memory ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for size, runs, skipped in rows:
+        ours_t, reuse_t = summary(runs["ours"], "seconds"), summary(runs["ours"], "reuse_seconds")
+        ours_m = summary(runs["ours"], "peak_rss_gb")
+        ours_err = next((r["error"] for r in runs["ours"] if "error" in r), None)
+        if skipped:
+            rel_t_s, rel_m_s, ratio_t, ratio_m = (f"skipped (would need ~{release_estimate_gb(size):.0f} GB)",
+                                                  "-", "-", "-")
+        else:
+            rel_t, rel_m = summary(runs["release"], "seconds"), summary(runs["release"], "peak_rss_gb")
+            rel_err = next((r["error"] for r in runs["release"] if "error" in r), None)
+            rel_t_s = fmt(rel_t) if rel_t is not None else f"failed ({rel_err})"
+            rel_m_s = f"{rel_m:.2f} GB" if rel_m is not None else "-"
+            ratio_t = f"{rel_t / ours_t:.2f}x" if rel_t and ours_t else "-"
+            ratio_m = f"{rel_m / ours_m:.1f}x" if rel_m and ours_m else "-"
+        ours_s = fmt(ours_t) if ours_t is not None else f"failed ({ours_err})"
+        print(f"| {size}x{size} | {ours_s} | {fmt(reuse_t)} | "
+              f"{'-' if ours_m is None else f'{ours_m:.2f} GB'} | {rel_t_s} | {rel_m_s} | {ratio_t} | {ratio_m} |")
+
+
+if __name__ == "__main__":
+    main()
