@@ -36,6 +36,11 @@ def last_logged_iteration(log: Path) -> int:
     return best
 
 
+def log_text(out: Path) -> str:
+    log = out / "log.jsonl"
+    return log.read_text() if log.exists() else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--kills", type=int, default=20)
@@ -61,11 +66,17 @@ def main() -> None:
     lost, resumed_ok, aimed = [], 0, 0
     for k in range(args.kills):
         before = list_checkpoints(out)
+        starts_before = log_text(out).count('"event": "start"')
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        aim = k % 3 == 2  # every third kill waits for a checkpoint write to begin
-        deadline = time.time() + (120 if aim else rng.uniform(3, args.max_wait))
+        while proc.poll() is None and log_text(out).count('"event": "start"') == starts_before:
+            time.sleep(0.05)  # start-up (imports, weights) is not what this tests
+        # every third kill waits for a checkpoint write to begin (after this life saved once)
+        aim = k % 3 == 2
+        first = read_checkpoint(before[-1])["iteration"] if before else 0
+        deadline = time.time() + (600 if aim else rng.uniform(1, args.max_wait))
         while time.time() < deadline and proc.poll() is None:
-            if aim and any(p.name.endswith(".tmp") for p in (out / "checkpoints").glob(".*")):
+            saved_once = any(int(p.stem[5:]) > first for p in list_checkpoints(out))
+            if aim and saved_once and any(p.name.endswith(".tmp") for p in (out / "checkpoints").glob(".*")):
                 aimed += 1
                 break
             time.sleep(0.002 if aim else 0.05)

@@ -13,7 +13,6 @@ Methods (`--method`, optionally `label=spec`):
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import html
 import json
 import math
@@ -37,6 +36,7 @@ from iecast.errors import IecastError
 from iecast.gatys import GatysConfig, GatysStylizer
 from iecast.images import IMAGE_EXTENSIONS, load_image, pil_to_tensor, save_image, tensor_to_pil
 from iecast.models.vgg import VGGEncoder
+from iecast.weights import sha256_file
 
 REPORT_FORMAT = "iecast-eval-report/1"
 OUTPUT_SEPARATOR = "_stylized_"
@@ -171,14 +171,6 @@ def parse_method(spec: str) -> MethodSpec:
     return MethodSpec(label=_safe_label(label or default), kind=kind, target=target, spec=spec)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _official_files(folder: Path) -> dict[str, Path]:
     """The authors' three files in `folder` (the decoder/transformer with the highest iteration)."""
     if not folder.is_dir():
@@ -231,7 +223,7 @@ def build_method(spec: MethodSpec, encoder: VGGEncoder, gatys: GatysConfig = Gat
         path = resolve_stylizer_path(spec.target)
         stylizer = Stylizer.from_pretrained(str(path), device=device)
         header = _stylizer_header(path)
-        description = {"weights": str(path), "sha256": sha256_of(path), "encoder": header.get("encoder", stylizer.encoder_id),
+        description = {"weights": str(path), "sha256": sha256_file(path), "encoder": header.get("encoder", stylizer.encoder_id),
                        "transform": header.get("transform", "unknown")}
         return Method(spec, description, lambda c, s: stylizer.stylize(c.to(device), s.to(device), alpha=1.0).cpu())
     if spec.kind == "official":
@@ -239,7 +231,7 @@ def build_method(spec: MethodSpec, encoder: VGGEncoder, gatys: GatysConfig = Gat
         stylizer = Stylizer.from_official(decoder=str(files["decoder"]), transformer=str(files["transformer"]),
                                           vgg=str(files["vgg"]), device=device)
         description = {k: str(v) for k, v in files.items()}
-        description.update({"sha256": {k: sha256_of(v) for k, v in files.items()}, "encoder": "vgg19-normalised", "transform": "sanet"})
+        description.update({"sha256": {k: sha256_file(v) for k, v in files.items()}, "encoder": "vgg19-normalised", "transform": "sanet"})
         return Method(spec, description, lambda c, s: stylizer.stylize(c.to(device), s.to(device), alpha=1.0).cpu())
     if spec.kind == "gatys":
         gatys_stylizer = GatysStylizer(encoder, gatys)
