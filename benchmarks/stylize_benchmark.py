@@ -4,8 +4,8 @@ Both variants use the same random-init network (speed does not depend on trained
 default encoder, a square random content of each size and a 512x512 style:
 
 - `ours`: `Stylizer.stylize` with its defaults (precision 'auto', attention through
-  scaled_dot_product_attention in chunks of content positions, encoder/decoder tiled above
-  ~2.4 MP, inference mode). `ours reuse` is the time per further content when the style was
+  scaled_dot_product_attention in chunks of content positions, encoder/decoder in 2048 px
+  tiles above 2048x2048, inference mode). `ours reuse` is the time per further content when the style was
   prepared once (a folder of photos or video frames with one style).
 - `release`: the release's structure, written here: fp32, NCHW, torch.no_grad, the encoder
   chained like its enc_1..enc_5 slices, the attention materialising softmax(F^T G) with bmm,

@@ -149,6 +149,9 @@ class VideoWriter:
             self._cropped_warned = True
         if self.stream is None:
             self._open_video(even_w, even_h)
+        elif (even_w, even_h) != (self.stream.width, self.stream.height):
+            raise IecastError(f"frame {self.frames + 1} is {width}x{height} but the first frame was "
+                              f"{self.stream.width}x{self.stream.height}; a video needs frames of one size")
         rgb = (image[0, :, :even_h, :even_w].clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         frame.pts = self.frames

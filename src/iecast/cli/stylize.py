@@ -40,7 +40,8 @@ def add_control_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-size", type=int, default=DEFAULT_STYLE_SIZE, metavar="PX",
                    help=f"resize the style's shorter side (default {DEFAULT_STYLE_SIZE}, the training scale; 0 = keep)")
     p.add_argument("--tile", default="auto", metavar="auto|none|PX",
-                   help="process large images in overlapping tiles of PX pixels (auto: above ~2.4 megapixels)")
+                   help="process large images in overlapping tiles of PX pixels "
+                        "(auto: 2048 px tiles for images over 2048x2048 pixels)")
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
                    help=f"refuse larger images (decompression bombs); default {MAX_PIXELS}")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
