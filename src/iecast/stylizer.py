@@ -26,7 +26,7 @@ from iecast import weights
 from iecast.color import PRESERVE_COLOR_MODES, match_color_histogram, transfer_luminance
 from iecast.errors import IecastError
 from iecast.functional import mean_std
-from iecast.images import load_image, pil_to_tensor, tensor_to_pil
+from iecast.images import load_image, pil_to_tensor, tensor_to_pil, to_rgb
 from iecast.models.network import StyleTransferNetwork
 from iecast.tiling import choose_tile, decode_tiled, decoder_halo, encode_taps, encode_tiled
 
@@ -101,8 +101,6 @@ def load_as_tensor(image: ImageLike, what: str = "image", max_pixels: int | None
             raise IecastError(f"{what}: expected a (3, H, W) or (N, 3, H, W) tensor, got shape {tuple(image.shape)}")
         return x.float()
     if isinstance(image, Image.Image):
-        from iecast.images import to_rgb
-
         if max_pixels is not None and image.width * image.height > max_pixels:
             raise IecastError(f"{what}: {image.width}x{image.height} is over the pixel limit of {max_pixels}")
         return pil_to_tensor(to_rgb(image))
