@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from iecast.models.vgg import BLOCK_DEPTHS, TAPS, VGGEncoder
 
 DEFAULT_TILE = 2048  # content pixels per tile side when tiling
-AUTO_TILE_ABOVE = 2048 * 2048  # "auto" tiles images with more pixels than this (~3.5 GB untiled)
+AUTO_TILE_ABOVE = 2048 * 2048  # "auto" tiles images with more pixels than this (2048x2048 untiled: 4.4 GB)
 ENCODER_STRIDE = {"relu1_1": 1, "relu2_1": 2, "relu3_1": 4, "relu4_1": 8, "relu5_1": 16}
 DECODER_STRIDE = 8  # output pixels per relu4_1 position
 
