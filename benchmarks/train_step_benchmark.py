@@ -27,8 +27,6 @@ VARIANTS = ("release-fp32-nchw", "iecast-fp32", "iecast-bf16-cl")
 
 def release_step(model, discriminator, contents, styles):
     """The release's generator losses, computed the way its training script does."""
-    import torch
-
     from iecast.losses import (adversarial_loss, content_contrastive_loss, content_loss, identity_feature_loss,
                                identity_pixel_loss, pair_ids, style_contrastive_loss, style_loss)
 

@@ -35,3 +35,24 @@ def _iecast_home(tmp_path_factory):
         os.environ.pop("IECAST_HOME", None)
     else:
         os.environ["IECAST_HOME"] = old
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """For modules of tiny images: one thread is as fast, and immune to other processes
+    sharing the CPU. Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory) -> Path:
+    """A random-init SANet stylizer on the offline encoder, saved in iecast's format."""
+    from iecast.models import SANetTransform, StyleTransferNetwork
+    from iecast.weights import DEFAULT_ENCODER, load_encoder, save_stylizer
+
+    torch.manual_seed(0)
+    network = StyleTransferNetwork(load_encoder(DEFAULT_ENCODER), SANetTransform())
+    return save_stylizer(tmp_path_factory.mktemp("w") / "random.safetensors", network, DEFAULT_ENCODER)

@@ -15,20 +15,14 @@ from iecast.models import SANetTransform, StyleTransferNetwork
 from iecast.models.transform import AdaINTransform
 from iecast.stylizer import (DEFAULT_STYLE_SIZE, IecastWarning, PreparedStyle, Stylizer, effective_style_size, load_mask,
                              normalise_style_weights, pad_to_multiple, resolve_precision)
-from iecast.tiling import decoder_halo, encode_taps, encode_tiled, encoder_halo
+from iecast.tiling import decoder_halo, encode_tiled, encoder_halo
 from iecast.weights import load_encoder
 from reference import small_init_
 
 ENCODER = "vgg16-imagenet-offline-normalised"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny images: one thread is as fast, and immune to other processes sharing the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def lively_network(transform=None) -> StyleTransferNetwork:
@@ -206,7 +200,7 @@ def test_encoder_tiles_match_whole_image(network):
     x = images((160, 224), seed=12)[0]
     taps = ("relu4_1", "relu5_1")
     with torch.no_grad():
-        whole = encode_taps(network.encoder, x, taps)
+        whole = network.encoder(x, taps=taps)
         tiled = encode_tiled(network.encoder, x, taps, 64)
         halved = network.encoder(x)
     for tap in taps:

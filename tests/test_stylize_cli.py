@@ -14,27 +14,13 @@ from PIL import Image
 from iecast.cli import main
 from iecast.color import rgb_to_ycbcr
 from iecast.images import pil_to_tensor
-from iecast.models import SANetTransform, StyleTransferNetwork
-from iecast.weights import load_encoder, save_stylizer
 
-ENCODER = "vgg16-imagenet-offline-normalised"
 FAST = ["--style-size", "32", "--quiet"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny images: one thread is as fast, and immune to other processes sharing the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def weights_file(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    network = StyleTransferNetwork(load_encoder(ENCODER), SANetTransform())
-    return save_stylizer(tmp_path_factory.mktemp("w") / "random.safetensors", network, ENCODER)
 
 
 def noise_image(path: Path, size=(40, 32), mode="RGB", seed=0) -> Path:

@@ -6,33 +6,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 av = pytest.importorskip("av")
 
 from iecast.cli import main  # noqa: E402
-from iecast.models import SANetTransform, StyleTransferNetwork  # noqa: E402
-from iecast.weights import load_encoder, save_stylizer  # noqa: E402
 
-ENCODER = "vgg16-imagenet-offline-normalised"
 SECONDS, FPS, WIDTH, HEIGHT = 5, 10, 64, 48
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny frames: one thread is faster, and immune to other processes sharing the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def weights_file(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    network = StyleTransferNetwork(load_encoder(ENCODER), SANetTransform())
-    return save_stylizer(tmp_path_factory.mktemp("w") / "random.safetensors", network, ENCODER)
 
 
 def make_video(path: Path, seconds: int = SECONDS, fps: int = FPS, audio: bool = True) -> Path:

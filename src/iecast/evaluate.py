@@ -36,7 +36,7 @@ from iecast.errors import IecastError
 from iecast.gatys import GatysConfig, GatysStylizer
 from iecast.images import IMAGE_EXTENSIONS, load_image, pil_to_tensor, save_image, tensor_to_pil
 from iecast.models.vgg import VGGEncoder
-from iecast.weights import sha256_file
+from iecast.weights import official_files, sha256_file
 
 REPORT_FORMAT = "iecast-eval-report/1"
 OUTPUT_SEPARATOR = "_stylized_"
@@ -171,23 +171,6 @@ def parse_method(spec: str) -> MethodSpec:
     return MethodSpec(label=_safe_label(label or default), kind=kind, target=target, spec=spec)
 
 
-def _official_files(folder: Path) -> dict[str, Path]:
-    """The authors' three files in `folder` (the decoder/transformer with the highest iteration)."""
-    if not folder.is_dir():
-        raise IecastError(f"{folder}: no such folder (official: needs the authors' checkpoint folder)")
-
-    def newest(pattern: str) -> Path:
-        found = sorted(folder.glob(pattern), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
-        if not found:
-            raise IecastError(f"{folder}: no {pattern} (official: needs decoder_iter_*.pth, transformer_iter_*.pth, vgg_normalised.pth)")
-        return found[-1]
-
-    vgg = folder / "vgg_normalised.pth"
-    if not vgg.is_file():
-        raise IecastError(f"{folder}: no vgg_normalised.pth (official: needs decoder_iter_*.pth, transformer_iter_*.pth, vgg_normalised.pth)")
-    return {"decoder": newest("decoder_iter_*.pth"), "transformer": newest("transformer_iter_*.pth"), "vgg": vgg}
-
-
 def _stylizer_header(path: Path) -> dict[str, str]:
     """The metadata header of an iecast .safetensors file (without loading its tensors)."""
     try:
@@ -227,7 +210,7 @@ def build_method(spec: MethodSpec, encoder: VGGEncoder, gatys: GatysConfig = Gat
                        "transform": header.get("transform", "unknown")}
         return Method(spec, description, lambda c, s: stylizer.stylize(c.to(device), s.to(device), alpha=1.0).cpu())
     if spec.kind == "official":
-        files = _official_files(Path(spec.target))
+        files = official_files(spec.target)
         stylizer = Stylizer.from_official(decoder=str(files["decoder"]), transformer=str(files["transformer"]),
                                           vgg=str(files["vgg"]), device=device)
         description = {k: str(v) for k, v in files.items()}
@@ -652,7 +635,7 @@ def markdown_report(report: dict) -> str:
     """The headline tables: per-method means with 95% interval half-widths, video stability, notes."""
     columns = _metric_columns(report)
     settings = report["settings"]
-    lines = [f"# iecast evaluation", "",
+    lines = ["# iecast evaluation", "",
              f"{len(report['contents'])} contents x {len(report['styles'])} styles, longer side <= {settings['size']} px; "
              f"encoder `{settings['encoder']}`; perceptual distance `{settings['perceptual']['name']}`. "
              f"Values are means ± 95% interval half-width over pairs. Made by iecast {report['iecast_version']} on {report['created']}.", "",

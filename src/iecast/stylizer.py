@@ -28,7 +28,7 @@ from iecast.errors import IecastError
 from iecast.functional import mean_std
 from iecast.images import load_image, pil_to_tensor, tensor_to_pil, to_rgb
 from iecast.models.network import StyleTransferNetwork
-from iecast.tiling import choose_tile, decode_tiled, decoder_halo, encode_taps, encode_tiled
+from iecast.tiling import choose_tile, decode_tiled, decoder_halo, encode_tiled
 
 ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor]
 PAD_MULTIPLE = 16  # the encoder's total stride (relu5_1): padded sizes keep pooling exact

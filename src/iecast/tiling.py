@@ -17,7 +17,6 @@ from typing import Callable, Iterator
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from iecast.models.vgg import BLOCK_DEPTHS, TAPS, VGGEncoder
 
@@ -72,32 +71,14 @@ def axis_spans(length: int, core: int, halo: int, align: int) -> Iterator[tuple[
         yield start, end, max(0, start - halo), min(length, end + halo)
 
 
-def encode_taps(encoder: VGGEncoder, image: torch.Tensor, taps: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    """The encoder's forward pass keeping only `taps`, so early full-resolution maps are freed early."""
-    last = max(taps, key=TAPS.index)
-    feats: dict[str, torch.Tensor] = {}
-    x = encoder.normalize_input(image)
-    for block, depth in enumerate(BLOCK_DEPTHS[encoder.arch]):
-        if block > 0:
-            x = F.max_pool2d(x, 2, 2, ceil_mode=True)
-        for i in range(depth):
-            x = encoder._conv(f"conv{block + 1}_{i + 1}", x)
-            tap = f"relu{block + 1}_1"
-            if i == 0 and tap in taps:
-                feats[tap] = x
-                if tap == last:
-                    return feats
-    return feats
-
-
 def encode_tiled(encoder: VGGEncoder, image: torch.Tensor, taps: tuple[str, ...], tile: int | None,
                  out_dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
-    """`encode_taps` over overlapping tiles of `image` (sides multiples of the deepest tap's stride).
+    """The encoder (keeping only `taps`) over overlapping tiles of `image` (sides multiples of the deepest tap's stride).
 
     With `tile=None` the whole image is encoded at once. The returned maps are complete.
     """
     if tile is None:
-        return {k: v if out_dtype is None else v.to(out_dtype) for k, v in encode_taps(encoder, image, taps).items()}
+        return {k: v if out_dtype is None else v.to(out_dtype) for k, v in encoder(image, taps=taps).items()}
     last = max(taps, key=TAPS.index)
     align = ENCODER_STRIDE[last]
     n, _, height, width = image.shape
@@ -107,7 +88,7 @@ def encode_tiled(encoder: VGGEncoder, image: torch.Tensor, taps: tuple[str, ...]
     out: dict[str, torch.Tensor] = {}
     for y0, y1, iy0, iy1 in axis_spans(height, tile, halo, align):
         for x0, x1, ix0, ix1 in axis_spans(width, tile, halo, align):
-            feats = encode_taps(encoder, image[:, :, iy0:iy1, ix0:ix1], taps)
+            feats = encoder(image[:, :, iy0:iy1, ix0:ix1], taps=taps)
             for tap, value in feats.items():
                 s = ENCODER_STRIDE[tap]
                 if tap not in out:

@@ -10,6 +10,7 @@ import hashlib
 import importlib.resources
 import json
 import os
+import re
 import tempfile
 import urllib.error
 import urllib.request
@@ -21,7 +22,6 @@ import torch
 
 from iecast import __version__
 from iecast.errors import IecastError
-from iecast.models.decoder import Decoder
 from iecast.models.network import StyleTransferNetwork
 from iecast.models.transform import build_transform
 from iecast.models.vgg import BLOCK_DEPTHS, VGGEncoder, conv_names
@@ -344,6 +344,27 @@ def load_official(decoder: str | Path, transformer: str | Path, vgg: str | Path)
     load_into(network.decoder, dec_state, decoder, "IEContraAST decoder")
     network.encoder_id = OFFICIAL_ENCODER
     return network.eval()
+
+
+def official_files(folder: str | Path) -> dict[str, Path]:
+    """The authors' decoder, transformer and vgg files in an official-release folder; the
+    decoder/transformer with the highest iteration win."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise IecastError(f"{folder}: no such folder (expected the authors' decoder/transformer/vgg files)")
+
+    def newest(prefix: str) -> Path:
+        files = sorted(folder.glob(f"{prefix}_iter_*.pth"),
+                       key=lambda p: int(re.sub(r"\D", "", p.stem.rsplit("_", 1)[-1]) or 0))
+        if not files:
+            raise IecastError(f"{folder}: no {prefix}_iter_*.pth file")
+        return files[-1]
+
+    decoder, transformer = newest("decoder"), newest("transformer")
+    vgg = folder / "vgg_normalised.pth"
+    if not vgg.is_file():
+        raise IecastError(f"{folder}: no vgg_normalised.pth file")
+    return {"decoder": decoder, "transformer": transformer, "vgg": vgg}
 
 
 def save_stylizer(path: str | Path, network: StyleTransferNetwork, encoder_id: str, config: dict | None = None,

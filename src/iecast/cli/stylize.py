@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -73,25 +72,6 @@ def control_kwargs(args: argparse.Namespace) -> dict:
     }
 
 
-def official_files(folder: str | Path) -> tuple[Path, Path, Path]:
-    """(decoder, transformer, vgg) in an official-release folder; the newest iteration wins."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise IecastError(f"{folder}: no such folder (expected the authors' decoder/transformer/vgg files)")
-
-    def newest(prefix: str) -> Path:
-        files = sorted(folder.glob(f"{prefix}_iter_*.pth"),
-                       key=lambda p: int(re.sub(r"\D", "", p.stem.rsplit("_", 1)[-1]) or 0))
-        if not files:
-            raise IecastError(f"{folder}: no {prefix}_iter_*.pth file")
-        return files[-1]
-
-    vgg = folder / "vgg_normalised.pth"
-    if not vgg.is_file():
-        raise IecastError(f"{folder}: no vgg_normalised.pth file")
-    return newest("decoder"), newest("transformer"), vgg
-
-
 def no_weights_message() -> str:
     return ("no trained iecast weights are installed (iecast.weights.PRETRAINED has no 'default' model): "
             "train a model with `iecast train` (see the README), turn its checkpoint into weights with "
@@ -105,7 +85,8 @@ def build_stylizer(args: argparse.Namespace):
     from iecast.stylizer import Stylizer
 
     if args.official:
-        decoder, transformer, vgg = official_files(args.official)
+        files = weights.official_files(args.official)
+        decoder, transformer, vgg = files["decoder"], files["transformer"], files["vgg"]
         return Stylizer.from_official(decoder, transformer, vgg, device=args.device, precision=args.precision)
     if args.weights == "default" and "default" not in weights.PRETRAINED and not Path("default").exists():
         raise IecastError(no_weights_message())

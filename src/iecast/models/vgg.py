@@ -69,8 +69,11 @@ class VGGEncoder(nn.Module):
         mode = "reflect" if self.padding == "reflect" else "constant"
         return F.relu(self.convs[name](F.pad(x, (1, 1, 1, 1), mode=mode)))
 
-    def forward(self, x: torch.Tensor, last: str = "relu5_1") -> dict[str, torch.Tensor]:
-        """Return {tap: features} for relu1_1 up to `last` (inclusive)."""
+    def forward(self, x: torch.Tensor, last: str = "relu5_1", taps: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        """Return {tap: features} for relu1_1 up to `last` (inclusive), or only `taps` (then
+        the pass stops at the deepest of them, and maps not kept are freed as it goes)."""
+        if taps is not None:
+            last = max(taps, key=TAPS.index)
         if last not in TAPS:
             raise ValueError(f"unknown tap {last!r}; expected one of {TAPS}")
         feats: dict[str, torch.Tensor] = {}
@@ -80,8 +83,10 @@ class VGGEncoder(nn.Module):
                 x = F.max_pool2d(x, 2, 2, ceil_mode=True)
             for i in range(depth):
                 x = self._conv(f"conv{block + 1}_{i + 1}", x)
+                tap = f"relu{block + 1}_1"
                 if i == 0:
-                    feats[f"relu{block + 1}_1"] = x
-                    if f"relu{block + 1}_1" == last:
+                    if taps is None or tap in taps:
+                        feats[tap] = x
+                    if tap == last:
                         return feats
         return feats
