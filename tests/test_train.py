@@ -138,6 +138,8 @@ def test_config_errors_are_one_line(tmp_path, data):
         build_config(overrides={"h": 1, "content": ["x"], "style": ["y"]})
     with pytest.raises(IecastError, match="unknown preset"):
         build_config("fast")
+    with pytest.raises(IecastError, match="decoder_init must be"):
+        build_config(overrides={"decoder_init": "xavier", "content": ["x"], "style": ["y"]})
     good = tmp_path / "good.yaml"
     good.write_text("train:\n  h: 3\n  crop: 128\n  content: [a]\n  style: [b]\n")
     config = build_config("paper", good, dict([parse_override("loss_adversarial=0"), parse_override("channels_last=true")]))
@@ -181,3 +183,20 @@ def test_resume_with_another_encoder_is_refused(data, tmp_path):
     with pytest.raises(IecastError, match="trained with encoder 'vgg16-imagenet-offline-normalised'"):
         train(other)
     assert ckpt.read_bytes() == before and len(list_checkpoints(tmp_path / "enc")) == 1
+
+
+def test_kaiming_decoder_init_keeps_activation_scale():
+    """PyTorch's default init shrinks activations layer by layer (outputs ~0); the kaiming start
+    keeps hidden activations at their input's scale and starts from a flat mid-grey output."""
+    from iecast.models.decoder import Decoder
+
+    torch.manual_seed(0)
+    features = torch.rand(2, 512, 8, 8) * 2
+    default, kaiming = Decoder(), Decoder().init_kaiming()
+    with torch.no_grad():
+        assert default(features).abs().max() < 0.1
+        out = kaiming(features)
+        hidden = kaiming.layers[:-2](features)  # everything before the last pad + conv
+    assert out.shape == (2, 3, 64, 64)
+    assert (out - 0.45).abs().max() < 0.05 and out.std() > 1e-4
+    assert 0.2 < hidden.pow(2).mean().sqrt() / features.pow(2).mean().sqrt() < 5

@@ -34,6 +34,7 @@ class TrainConfig:
     d_beta1: float = 0.5
     d_beta2: float = 0.999
     temperature: float = 0.2
+    decoder_init: str = "default"  # "default" (PyTorch's, as the release) or "kaiming" (Decoder.init_kaiming)
     loss_content: float = 1.0
     loss_style: float = 1.0
     loss_identity_pixel: float = 50.0
@@ -70,6 +71,8 @@ class TrainConfig:
             raise IecastError(f"h must be >= 2 (every output needs a positive sharing its style and its content); got {self.h}")
         if self.transform not in ("sanet", "adain"):
             raise IecastError(f"transform must be 'sanet' or 'adain'; got {self.transform!r}")
+        if self.decoder_init not in ("default", "kaiming"):
+            raise IecastError(f"decoder_init must be 'default' or 'kaiming'; got {self.decoder_init!r}")
         if self.resize_mode not in ("square", "shorter-side"):
             raise IecastError(f"resize_mode must be 'square' or 'shorter-side'; got {self.resize_mode!r}")
         if self.crop < 32 or self.crop % 16:
@@ -96,7 +99,8 @@ PRESETS: dict[str, dict] = {
     "paper": {},
     # Most learning per CPU-hour on a 2-core AVX2 machine (benchmarks/train_step_benchmark.py):
     # the smallest valid batch and crop, fp32 NCHW (bf16 autocast and channels_last measured
-    # slower there: no native bf16 kernels on AVX2).
+    # slower there: no native bf16 kernels on AVX2). Loss weights stay the release's: weighting
+    # content 10x made decoders collapse to flat images (docs/training/README.md).
     "cpu-small": {
         "h": 2, "resize": 256, "crop": 128, "precision": "32-true", "channels_last": False,
         "workers": 1, "checkpoint_every": 50, "log_every": 5, "image_every": 50,

@@ -350,6 +350,8 @@ def _train(fabric, config: TrainConfig) -> TrainResult:
     torch.manual_seed(config.seed)
     model = IEContraASTModel(load_encoder(config.encoder), config.transform, weights, config.temperature)
     discriminator = MultiScaleDiscriminator() if weights.adversarial else None
+    if config.decoder_init == "kaiming":
+        model.decoder.init_kaiming()
     if config.init_from and resume_state is None:
         warm_start(model, discriminator, config.init_from, config.encoder)
     if config.channels_last:
