@@ -1,6 +1,11 @@
 """Plot every loss term of a training run's log.jsonl (raw and 10-point moving average).
 
     python scripts/plot_training.py runs/default/log.jsonl -o docs/default_model/training_curves.png
+    python scripts/plot_training.py runs/default/log.jsonl --check 300   # the "it learns" figures
+
+`--check N` prints, per term, the mean of the first 50 and of the last 50 logged iterations
+up to iteration N and the change between them (the training issue's test: content and style
+must fall by at least 20%).
 """
 from __future__ import annotations
 
@@ -24,16 +29,36 @@ def read_log(paths: list[Path]) -> list[dict]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("logs", type=Path, nargs="+")
+    parser.add_argument("-o", "--out", type=Path, help="PNG of the curves")
+    parser.add_argument("--check", type=int, metavar="N", help="print first-50 vs last-50 means up to iteration N")
+    args = parser.parse_args()
+    entries = read_log(args.logs)
+    if args.check:
+        print_check(entries, args.check)
+    if args.out:
+        plot(entries, args.out)
+
+
+def print_check(entries: list[dict], upto: int, window: int = 50) -> None:
+    """Mean of each term over the first and last `window` logged iterations up to `upto`."""
+    kept = [e for e in entries if e["iteration"] <= upto]
+    first, last = kept[:window], kept[-window:]
+    print(f"iterations {first[0]['iteration']}-{first[-1]['iteration']} vs {last[0]['iteration']}-{last[-1]['iteration']}")
+    for term in TERMS:
+        if all(term in e for e in kept):
+            a = sum(e[term] for e in first) / len(first)
+            b = sum(e[term] for e in last) / len(last)
+            print(f"  {term:20s} {a:10.4f} -> {b:10.4f}  ({100 * (b - a) / abs(a):+.1f}%)")
+
+
+def plot(entries: list[dict], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("logs", type=Path, nargs="+")
-    parser.add_argument("-o", "--out", type=Path, required=True)
-    args = parser.parse_args()
-    entries = read_log(args.logs)
     terms = [t for t in TERMS if any(t in e for e in entries)]
     cols = 3
     rows = -(-len(terms) // cols)
@@ -50,9 +75,9 @@ def main() -> None:
     for ax in list(axes.flat)[len(terms):]:
         ax.axis("off")
     fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=90)
-    print(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90)
+    print(out)
 
 
 if __name__ == "__main__":
