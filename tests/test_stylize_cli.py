@@ -21,8 +21,6 @@ FAST = ["--style-size", "32", "--quiet"]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-
-
 def noise_image(path: Path, size=(40, 32), mode="RGB", seed=0) -> Path:
     rng = np.random.default_rng(seed)
     arr = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)

@@ -18,8 +18,6 @@ SECONDS, FPS, WIDTH, HEIGHT = 5, 10, 64, 48
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-
-
 def make_video(path: Path, seconds: int = SECONDS, fps: int = FPS, audio: bool = True) -> Path:
     """A synthetic H.264 clip (a moving bar) with a 440 Hz AAC tone, written with PyAV."""
     out = av.open(str(path), "w")

@@ -211,8 +211,7 @@ def build_method(spec: MethodSpec, encoder: VGGEncoder, gatys: GatysConfig = Gat
         return Method(spec, description, lambda c, s: stylizer.stylize(c.to(device), s.to(device), alpha=1.0).cpu())
     if spec.kind == "official":
         files = official_files(spec.target)
-        stylizer = Stylizer.from_official(decoder=str(files["decoder"]), transformer=str(files["transformer"]),
-                                          vgg=str(files["vgg"]), device=device)
+        stylizer = Stylizer.from_official(**files, device=device)
         description = {k: str(v) for k, v in files.items()}
         description.update({"sha256": {k: sha256_file(v) for k, v in files.items()}, "encoder": "vgg19-normalised", "transform": "sanet"})
         return Method(spec, description, lambda c, s: stylizer.stylize(c.to(device), s.to(device), alpha=1.0).cpu())

@@ -85,9 +85,7 @@ def build_stylizer(args: argparse.Namespace):
     from iecast.stylizer import Stylizer
 
     if args.official:
-        files = weights.official_files(args.official)
-        decoder, transformer, vgg = files["decoder"], files["transformer"], files["vgg"]
-        return Stylizer.from_official(decoder, transformer, vgg, device=args.device, precision=args.precision)
+        return Stylizer.from_official(**weights.official_files(args.official), device=args.device, precision=args.precision)
     if args.weights == "default" and "default" not in weights.PRETRAINED and not Path("default").exists():
         raise IecastError(no_weights_message())
     return Stylizer.from_pretrained(args.weights, device=args.device, precision=args.precision)

@@ -83,8 +83,8 @@ class VGGEncoder(nn.Module):
                 x = F.max_pool2d(x, 2, 2, ceil_mode=True)
             for i in range(depth):
                 x = self._conv(f"conv{block + 1}_{i + 1}", x)
-                tap = f"relu{block + 1}_1"
                 if i == 0:
+                    tap = f"relu{block + 1}_1"
                     if taps is None or tap in taps:
                         feats[tap] = x
                     if tap == last:
