@@ -73,6 +73,19 @@ def test_exact_resume_is_bit_identical(data, tmp_path):
     assert grid.size == (3 * 128, 2 * 128)
 
 
+def test_resume_when_setup_moves_or_casts_the_parameters(data, tmp_path):
+    """Optimiser state must be restored after Fabric places the parameters: on a GPU they move
+    to CUDA, here (`bf16-true`) they become bfloat16, and Adam's moments have to follow."""
+    settings = dict(precision="bf16-true", crop=32, resize=32, loss_adversarial=0, iterations=1, checkpoint_every=1)
+    train(tiny_config(data, tmp_path / "run", **settings))
+    result = train(tiny_config(data, tmp_path / "run", **{**settings, "iterations": 2}, resume="auto"))
+    assert result.iteration == 2 and not result.interrupted
+    state = read_checkpoint(tmp_path / "run" / "checkpoints" / "ckpt_00000002.pt")
+    moments = [st["exp_avg"] for st in state["g_opt"]["state"].values()]
+    assert moments and all(m.dtype == torch.bfloat16 and torch.isfinite(m.float()).all() for m in moments)
+    assert all(v.dtype == torch.bfloat16 for v in state["decoder"].values())
+
+
 def test_export_loads_in_stylizer_and_warm_start(data, tmp_path):
     config = tiny_config(data, tmp_path / "run", iterations=1, checkpoint_every=1)
     ckpt = train(config).checkpoint

@@ -344,6 +344,9 @@ def _train(fabric, config: TrainConfig) -> TrainResult:
         if resume_state["config"]["transform"] != config.transform:
             raise IecastError(f"{resume_path}: checkpoint is a {resume_state['config']['transform']!r} run, not {config.transform!r}")
 
+    if fabric.device.type == "cuda":  # every batch has the same shape: let cuDNN time its kernels once
+        torch.backends.cudnn.benchmark = True
+
     contents = check_images(list_images(config.content), "content")
     styles = check_images(list_images(config.style), "style")
 
@@ -365,15 +368,17 @@ def _train(fabric, config: TrainConfig) -> TrainResult:
         for part in TRAINED_PARTS:
             if getattr(model, part) is not None:
                 getattr(model, part).load_state_dict(resume_state[part])
-        g_opt.load_state_dict(resume_state["g_opt"])
         if discriminator is not None:
             discriminator.load_state_dict(resume_state["discriminator"])
-            d_opt.load_state_dict(resume_state["d_opt"])
         set_rng_state(resume_state["rng"])
         start = resume_state["iteration"]
 
     model_f, g_opt_f = fabric.setup(model, g_opt)
     disc_f, d_opt_f = fabric.setup(discriminator, d_opt) if discriminator else (None, None)
+    if resume_state is not None:  # after setup, so Adam's moments follow the parameters' device and dtype
+        g_opt.load_state_dict(resume_state["g_opt"])
+        if d_opt is not None:
+            d_opt.load_state_dict(resume_state["d_opt"])
     scaler = getattr(fabric.strategy.precision, "scaler", None)
     if resume_state is not None and scaler is not None and resume_state.get("scaler"):
         scaler.load_state_dict(resume_state["scaler"])
