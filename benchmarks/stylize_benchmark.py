@@ -17,6 +17,7 @@ machine hits both alike. The release is skipped where its estimated memory excee
 
     .venv/bin/python benchmarks/stylize_benchmark.py                       # 512 1024 2048 4096
     .venv/bin/python benchmarks/stylize_benchmark.py --sizes 512 8192 --repeats 3
+    python benchmarks/stylize_benchmark.py --device cuda --sizes 512 1024 2048 --repeats 1
 """
 from __future__ import annotations
 
@@ -107,38 +108,55 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB
 
 
-def worker(variant: str, size: int, warmup: bool, reuse: bool) -> dict:
+def timed(run, device: torch.device, repeats: int) -> float:
+    """Median wall time of `repeats` calls, waiting for the device to finish each."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def worker(variant: str, size: int, warmup: bool, reuse: bool, device: str) -> dict:
+    """One variant at one size. On a GPU: inputs already on it, three warm-up calls, the
+    median of ten timed ones, and peak memory as the allocator's high-water mark."""
     from iecast.stylizer import Stylizer
 
-    network = random_network()
+    device = torch.device(device)
+    on_gpu = device.type == "cuda"
+    network = random_network().to(device)
     g = torch.Generator().manual_seed(size)
-    content = torch.rand(1, 3, size, size, generator=g)
-    style = torch.rand(1, 3, STYLE_SIZE, STYLE_SIZE, generator=g)
-    result = {"variant": variant, "size": size, "baseline_rss_gb": peak_rss_gb()}
+    content = torch.rand(1, 3, size, size, generator=g).to(device)
+    style = torch.rand(1, 3, STYLE_SIZE, STYLE_SIZE, generator=g).to(device)
+    result = {"variant": variant, "size": size, "device": str(device), "baseline_rss_gb": peak_rss_gb()}
     if variant == "release":
         run = lambda: release_stylize(network, content, style)  # noqa: E731
     else:
-        stylizer = Stylizer(network)
+        stylizer = Stylizer(network, device=device)
         result["precision"] = str(stylizer.dtype).replace("torch.", "")
         run = lambda: stylizer.stylize(content, style)  # noqa: E731
-    if warmup:
+    for _ in range(3 if on_gpu else int(warmup)):
         run()
-    start = time.perf_counter()
-    run()
-    result["seconds"] = time.perf_counter() - start
+    if on_gpu:
+        torch.cuda.reset_peak_memory_stats(device)
+    repeats = 10 if on_gpu else 1
+    result["seconds"] = timed(run, device, repeats)
     result["peak_rss_gb"] = peak_rss_gb()
+    if on_gpu:
+        result["peak_gpu_gb"] = torch.cuda.max_memory_allocated(device) / GB
     if variant == "ours" and reuse:
         prepared = stylizer.prepare_style(style)
-        start = time.perf_counter()
-        stylizer.stylize(content, prepared)
-        result["reuse_seconds"] = time.perf_counter() - start
+        result["reuse_seconds"] = timed(lambda: stylizer.stylize(content, prepared), device, repeats)
     return result
 
 
-def measure(variant: str, size: int, warmup: bool, reuse: bool, memory_limit_gb: float) -> dict:
-    """Run `worker` in a fresh interpreter whose address space is capped (a failed allocation
-    there is reported, instead of the machine's OOM killer picking some other process)."""
-    cmd = [sys.executable, __file__, "--worker", variant, str(size), "--limit-gb", str(memory_limit_gb)]
+def measure(variant: str, size: int, warmup: bool, reuse: bool, memory_limit_gb: float, device: str) -> dict:
+    """Run `worker` in a fresh interpreter whose address space is capped on CPU (a failed
+    allocation there is reported, instead of the machine's OOM killer picking some other process)."""
+    cmd = [sys.executable, __file__, "--worker", variant, str(size), "--limit-gb", str(memory_limit_gb), "--device", device]
     if warmup:
         cmd.append("--warmup")
     if reuse:
@@ -170,7 +188,9 @@ def tiling_check(size: int, tile: int) -> float:
 
 
 def fmt(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds:.1f} s" if seconds >= 10 else f"{seconds:.2f} s"
+    if seconds is None:
+        return "-"
+    return f"{seconds:.1f} s" if seconds >= 10 else f"{seconds:.2f} s" if seconds >= 0.1 else f"{seconds * 1000:.1f} ms"
 
 
 def main() -> None:
@@ -184,22 +204,25 @@ def main() -> None:
                         help="also time a second content with the style prepared once, up to this size")
     parser.add_argument("--tiling-check", type=int, metavar="SIZE",
                         help="only compare tiled (512 px tiles) and whole-image results at this size")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (GPU: peak memory is the allocator's, not RSS)")
     parser.add_argument("--worker", nargs=2, metavar=("VARIANT", "SIZE"), help=argparse.SUPPRESS)
     parser.add_argument("--warmup", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--reuse", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        limit = int(args.limit_gb * GB)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.warmup, args.reuse)), flush=True)
+        if not args.device.startswith("cuda"):  # CUDA reserves far more address space than it uses
+            limit = int(args.limit_gb * GB)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.warmup, args.reuse, args.device)), flush=True)
         return
     if args.tiling_check:
         tiling_check(args.tiling_check, 512)
         return
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"CPU capability {torch.backends.cpu.get_cpu_capability()}, load average {os.getloadavg()[0]:.1f}; "
-          f"style {STYLE_SIZE}x{STYLE_SIZE}", flush=True)
+    where = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else \
+        f"{torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}"
+    print(f"torch {torch.__version__}, {where}, load average {os.getloadavg()[0]:.1f}; style {STYLE_SIZE}x{STYLE_SIZE}",
+          flush=True)
     rows = []
     for size in args.sizes:
         repeats = args.repeats if size <= 1024 else 1
@@ -210,7 +233,7 @@ def main() -> None:
                 if variant == "release" and skip_release:
                     continue
                 r = measure(variant, size, warmup=size <= 512, reuse=size <= args.reuse_up_to,
-                            memory_limit_gb=args.limit_gb)
+                            memory_limit_gb=args.limit_gb, device=args.device)
                 runs[variant].append(r)
                 print(f"  {size:>5} {variant:<8} {json.dumps(r)}", flush=True)
         rows.append((size, runs, skip_release))
@@ -219,19 +242,20 @@ def main() -> None:
         values = [r[key] for r in results if key in r]
         return statistics.median(values) if values else None
 
+    memory_key, memory_name = ("peak_gpu_gb", "peak GPU memory") if args.device.startswith("cuda") else ("peak_rss_gb", "peak RSS")
     print()
-    print(f"| content (style {STYLE_SIZE}) | ours | ours, style reused | ours peak RSS | release structure "
-          f"| release peak RSS | speed-up | memory ratio |")
+    print(f"| content (style {STYLE_SIZE}) | ours | ours, style reused | ours {memory_name} | release structure "
+          f"| release {memory_name} | speed-up | memory ratio |")
     print("|---|---|---|---|---|---|---|---|")
     for size, runs, skipped in rows:
         ours_t, reuse_t = summary(runs["ours"], "seconds"), summary(runs["ours"], "reuse_seconds")
-        ours_m = summary(runs["ours"], "peak_rss_gb")
+        ours_m = summary(runs["ours"], memory_key)
         ours_err = next((r["error"] for r in runs["ours"] if "error" in r), None)
         if skipped:
             rel_t_s, rel_m_s, ratio_t, ratio_m = (f"skipped (would need ~{release_estimate_gb(size):.0f} GB)",
                                                   "-", "-", "-")
         else:
-            rel_t, rel_m = summary(runs["release"], "seconds"), summary(runs["release"], "peak_rss_gb")
+            rel_t, rel_m = summary(runs["release"], "seconds"), summary(runs["release"], memory_key)
             rel_err = next((r["error"] for r in runs["release"] if "error" in r), None)
             rel_t_s = fmt(rel_t) if rel_t is not None else f"failed ({rel_err})"
             rel_m_s = f"{rel_m:.2f} GB" if rel_m is not None else "-"
