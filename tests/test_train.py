@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -95,6 +96,10 @@ def test_export_loads_in_stylizer_and_warm_start(data, tmp_path):
     w = stylizer.network.decoder.state_dict()["layers.1.weight"]
     assert torch.equal(w, state["decoder"]["layers.1.weight"].half().float())
     assert (tmp_path / "model.train.safetensors").is_file()
+    umask = os.umask(0)
+    os.umask(umask)
+    for exported in (out, tmp_path / "model.train.safetensors"):  # readable like any new file, not 0600
+        assert exported.stat().st_mode & 0o777 == 0o666 & ~umask
     img = stylizer.stylize(torch.rand(1, 3, 40, 56), torch.rand(1, 3, 32, 32))
     assert img.shape == (1, 3, 40, 56)
     # warm start takes the exported decoder, transform and discriminator

@@ -26,7 +26,7 @@ from iecast.losses import (LossWeights, adversarial_loss, content_contrastive_lo
                            discriminator_loss, identity_feature_loss, identity_pixel_loss, pair_ids,
                            style_contrastive_loss, style_loss, total_generator_loss)
 from iecast.models import Decoder, MultiScaleDiscriminator, VGGEncoder, build_transform, content_head, style_head
-from iecast.weights import load_encoder, load_into, read_stylizer, resolve_stylizer_path, save_stylizer
+from iecast.weights import load_encoder, load_into, publish, read_stylizer, resolve_stylizer_path, save_stylizer
 
 CHECKPOINT_FORMAT = "iecast-train"
 
@@ -180,7 +180,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, fp16: bool = Fals
         tmp = training_state_path(out).with_suffix(".tmp")
         save_file(extra, str(tmp), metadata={"format": "iecast-train-state", "encoder": state["encoder"],
                                               "iteration": str(state["iteration"])})
-        os.replace(tmp, training_state_path(out))
+        publish(tmp, training_state_path(out))
     return out
 
 

@@ -51,6 +51,15 @@ def check_sha256(path: Path, expected: str | None) -> None:
         raise IecastError(f"{path}: sha256 does not match the expected {expected[:16]}...; the file is corrupt or not the right one")
 
 
+def publish(tmp: str | Path, path: str | Path) -> None:
+    """Move a finished temporary file into place with the permissions a new file gets under the
+    umask (temp files and safetensors' writer leave 0600, which other users cannot read)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def download(url: str, dest: Path, sha256: str | None, progress: bool = True) -> Path:
     """Download `url` to `dest` atomically with a progress bar, then check its sha256."""
     from tqdm.auto import tqdm
@@ -68,7 +77,7 @@ def download(url: str, dest: Path, sha256: str | None, progress: bool = True) ->
         if sha256 and not actual.startswith(sha256):
             raise IecastError(f"{url}: the download's sha256 {actual[:16]}... does not match the expected {sha256[:16]}...; "
                               f"nothing was saved; place the right {dest.name} at {dest}")
-        os.replace(tmp_name, dest)
+        publish(tmp_name, dest)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise IecastError(f"could not download {url} ({exc}); with no network, place {dest.name} at {dest}") from exc
     finally:
@@ -383,7 +392,7 @@ def save_stylizer(path: str | Path, network: StyleTransferNetwork, encoder_id: s
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    publish(tmp, path)
     return path
 
 
