@@ -3,8 +3,8 @@
     python scripts/plot_training.py runs/default/log.jsonl -o docs/default_model/training_curves.png
     python scripts/plot_training.py runs/default/log.jsonl --check 300   # the "it learns" figures
 
-`--check N` prints, per term, the mean of the first 50 and of the last 50 logged iterations
-up to iteration N and the change between them (the training issue's test: content and style
+`--check N` prints, per term, the mean over iterations 1-50 and over N-49..N (whatever the
+run's log_every) and the change between them (the training issue's test: content and style
 must fall by at least 20%).
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("logs", type=Path, nargs="+")
     parser.add_argument("-o", "--out", type=Path, help="PNG of the curves")
-    parser.add_argument("--check", type=int, metavar="N", help="print first-50 vs last-50 means up to iteration N")
+    parser.add_argument("--check", type=int, metavar="N", help="print the means of iterations 1-50 vs N-49..N")
     args = parser.parse_args()
     entries = read_log(args.logs)
     if args.check:
@@ -42,12 +42,12 @@ def main() -> None:
 
 
 def print_check(entries: list[dict], upto: int, window: int = 50) -> None:
-    """Mean of each term over the first and last `window` logged iterations up to `upto`."""
-    kept = [e for e in entries if e["iteration"] <= upto]
-    first, last = kept[:window], kept[-window:]
+    """Mean of each term over iterations 1..window and upto-window+1..upto (the logged ones)."""
+    first = [e for e in entries if e["iteration"] <= window]
+    last = [e for e in entries if upto - window < e["iteration"] <= upto]
     print(f"iterations {first[0]['iteration']}-{first[-1]['iteration']} vs {last[0]['iteration']}-{last[-1]['iteration']}")
     for term in TERMS:
-        if all(term in e for e in kept):
+        if all(term in e for e in first + last):
             a = sum(e[term] for e in first) / len(first)
             b = sum(e[term] for e in last) / len(last)
             print(f"  {term:20s} {a:10.4f} -> {b:10.4f}  ({100 * (b - a) / abs(a):+.1f}%)")

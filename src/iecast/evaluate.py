@@ -414,7 +414,8 @@ def evaluate(config: EvalConfig) -> dict:
     notes: list[str] = []
     if perceptual_note:
         notes.append(f"{perceptual_note}; perceptual distances use the offline stand-in {distance.name!r} (not LPIPS)")
-    notes.append("gram_style_loss and the encoder losses use the same encoder Gatys optimises, which favours Gatys on them")
+    if any(s.kind == "gatys" for s in specs):
+        notes.append("gram_style_loss and the encoder losses use the same encoder Gatys optimises, which favours Gatys on them")
 
     # inputs at evaluation size, written once for the grid and for ArtFID
     inputs: dict[str, dict[str, torch.Tensor]] = {"content": {}, "style": {}}
