@@ -1,5 +1,5 @@
-"""The training state committed for the next session (checkpoints/cpu-small-vgg16/) is intact and
-warm-starts every trained part of a cpu-small run exactly."""
+"""The training state committed for the next session (checkpoints/iecontraast-vgg16/) is intact and
+warm-starts every trained part of a run exactly."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,7 @@ from iecast.models.discriminator import MultiScaleDiscriminator
 from iecast.train import IEContraASTModel, training_state_path, warm_start
 from iecast.weights import DEFAULT_ENCODER, load_encoder, read_stylizer
 
-STATE = Path(__file__).resolve().parents[1] / "checkpoints" / "cpu-small-vgg16" / "iecast.safetensors"
+STATE = Path(__file__).resolve().parents[1] / "checkpoints" / "iecontraast-vgg16" / "iecast.safetensors"
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -24,10 +24,10 @@ def test_committed_state_warm_starts_every_part():
     assert meta["encoder"] == DEFAULT_ENCODER and meta["transform"] == "sanet"
     assert {t.dtype for t in [*tensors.values(), *extra.values()]} == {torch.float16}
     trained = json.loads(meta["config"])
-    assert trained["iterations_trained"] > 0 and (trained["h"], trained["crop"]) == (2, 128)
+    assert trained["iterations_trained"] > 0 and (trained["h"], trained["crop"]) == (6, 256)
     assert f"0 -> {trained['iterations_trained']}" in (STATE.parent / "README.md").read_text()
 
-    config = build_config("cpu-small", overrides={"content": ["x"], "style": ["y"]})
+    config = build_config("paper", overrides={"content": ["x"], "style": ["y"]})
     model = IEContraASTModel(load_encoder(config.encoder), config.transform, config.loss_weights())
     discriminator = MultiScaleDiscriminator()
     warm_start(model, discriminator, str(STATE), config.encoder)
@@ -39,3 +39,21 @@ def test_committed_state_warm_starts_every_part():
                            ("content_head", model.content_head)):
         state = module.state_dict()
         assert state and all(torch.equal(v, extra[f"{prefix}.{k}"].float()) for k, v in state.items()), prefix
+
+
+def test_baselines_were_trained_to_the_same_budget():
+    """benchmarks/models/ holds the SANet ablation and the AdaIN baseline at the carried
+    IEContraAST state's iteration count, trained with the same data, encoder and preset."""
+    _, main = read_stylizer(STATE)
+    main_config = json.loads(main["config"])
+    models = Path(__file__).resolve().parents[1] / "benchmarks" / "models"
+    for name, transform in (("sanet", "sanet"), ("adain", "adain")):
+        tensors, meta = read_stylizer(models / f"{name}-{main_config['iterations_trained']}.safetensors")
+        config = json.loads(meta["config"])
+        assert meta["encoder"] == main["encoder"] and meta["transform"] == transform
+        assert {t.dtype for t in tensors.values()} == {torch.float16}
+        for key in ("iterations_trained", "content", "style", "h", "crop", "resize", "lr", "seed", "precision"):
+            assert config[key] == main_config[key], key
+        if name == "sanet":
+            assert config["loss_adversarial"] == config["loss_contrastive_content"] == config["loss_contrastive_style"] == 0
+            assert main_config["loss_adversarial"] > 0 and main_config["loss_contrastive_content"] > 0
