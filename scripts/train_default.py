@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from iecast.train import export_checkpoint, list_checkpoints
+
 RUNS = {
     "iecontraast": [],
     "sanet": ["loss_adversarial=0", "loss_contrastive_content=0", "loss_contrastive_style=0"],
@@ -51,7 +53,8 @@ def last_iteration(run_dir: Path) -> int:
 
 
 def checkpoint_iterations(run_dir: Path) -> dict[int, Path]:
-    return {int(p.stem.split("_")[1]): p for p in (run_dir / "checkpoints").glob("ckpt_*.pt")}
+    """Each saved checkpoint of a run by its iteration (`ckpt_<iteration>.pt`, see checkpoint_path)."""
+    return {int(p.stem.split("_")[1]): p for p in list_checkpoints(run_dir)}
 
 
 def start(name: str, args: argparse.Namespace, extra: list[str]) -> subprocess.Popen:
@@ -59,9 +62,9 @@ def start(name: str, args: argparse.Namespace, extra: list[str]) -> subprocess.P
            "--out", str(args.out / name), "--resume", "auto", *(["--preset", args.preset] if args.preset else []),
            "iterations=10000000", f"checkpoint_every={args.every}", "keep_checkpoints=100000",
            *args.overrides, *RUNS[name], *extra]
-    log = open(args.out / f"{name}.stdout", "a")
     print(f"[{time.strftime('%H:%M:%S')}] start {name}: {' '.join(cmd[3:])}", flush=True)
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    with open(args.out / f"{name}.stdout", "a") as log:  # the child keeps its own handle
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 
 def main() -> None:
@@ -116,8 +119,6 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
         print(f"{name}: exit {proc.returncode}, last logged iteration {last_iteration(args.out / name)}", flush=True)
-
-    from iecast.train import export_checkpoint
 
     found = {name: checkpoint_iterations(args.out / name) for name in RUNS}
     common = set.intersection(*(set(f) for f in found.values()))
