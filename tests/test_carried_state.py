@@ -1,5 +1,8 @@
 """The training state committed for the next session (checkpoints/iecontraast-vgg16/) is intact and
-warm-starts every trained part of a run exactly."""
+warm-starts every trained part of a run exactly.
+
+It was trained with Gatys' mean-normalised VGG-16, before the RMS-normalised encoder became
+the default, so a run that continues it must name that encoder (its card says so)."""
 from __future__ import annotations
 
 import json
@@ -12,22 +15,24 @@ from safetensors.torch import load_file
 from iecast.config import build_config
 from iecast.models.discriminator import MultiScaleDiscriminator
 from iecast.train import IEContraASTModel, training_state_path, warm_start
-from iecast.weights import DEFAULT_ENCODER, load_encoder, read_stylizer
+from iecast.weights import load_encoder, read_stylizer
 
 STATE = Path(__file__).resolve().parents[1] / "checkpoints" / "iecontraast-vgg16" / "iecast.safetensors"
+STATE_ENCODER = "vgg16-imagenet-offline-normalised"
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_committed_state_warm_starts_every_part():
     tensors, meta = read_stylizer(STATE)
     extra = load_file(str(training_state_path(STATE)))
-    assert meta["encoder"] == DEFAULT_ENCODER and meta["transform"] == "sanet"
+    assert meta["encoder"] == STATE_ENCODER and meta["transform"] == "sanet"
     assert {t.dtype for t in [*tensors.values(), *extra.values()]} == {torch.float16}
     trained = json.loads(meta["config"])
     assert trained["iterations_trained"] > 0 and (trained["h"], trained["crop"]) == (6, 256)
-    assert f"0 -> {trained['iterations_trained']}" in (STATE.parent / "README.md").read_text()
+    card = (STATE.parent / "README.md").read_text()
+    assert f"0 -> {trained['iterations_trained']}" in card and f"encoder={STATE_ENCODER}" in card
 
-    config = build_config("paper", overrides={"content": ["x"], "style": ["y"]})
+    config = build_config("paper", overrides={"content": ["x"], "style": ["y"], "encoder": STATE_ENCODER})
     model = IEContraASTModel(load_encoder(config.encoder), config.transform, config.loss_weights())
     discriminator = MultiScaleDiscriminator()
     warm_start(model, discriminator, str(STATE), config.encoder)

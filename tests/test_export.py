@@ -15,6 +15,7 @@ from iecast import IecastError
 from iecast.cli import main as cli_main
 from iecast.export import export_onnx, export_torchscript, run_exported
 from iecast.stylizer import Stylizer
+from iecast.weights import DEFAULT_ENCODER
 
 pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -120,7 +121,7 @@ def test_onnx_graph_declares_dynamic_sizes_and_metadata(exported):
     dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
     assert dims == {"content": [1, 3, "height", "width"], "style": [1, 3, "style_height", "style_width"], "alpha": [1]}
     meta = {p.key: p.value for p in model.metadata_props}
-    assert meta["encoder"] == "vgg16-imagenet-offline-normalised" and meta["precision"] == "float32"
+    assert meta["encoder"] == DEFAULT_ENCODER and meta["precision"] == "float32"
     ops = {node.op_type for node in model.graph.node}
     assert {"Conv", "Softmax", "MaxPool", "Pad"} <= ops
 

