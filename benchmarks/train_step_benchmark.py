@@ -57,11 +57,11 @@ def run_variant(variant: str, size: int, h: int, steps: int) -> dict:
     from iecast.losses import LossWeights, discriminator_loss, total_generator_loss
     from iecast.models import MultiScaleDiscriminator
     from iecast.train import IEContraASTModel
-    from iecast.weights import load_encoder
+    from iecast.weights import DEFAULT_ENCODER, load_encoder
 
     torch.manual_seed(0)
     weights = LossWeights()
-    model = IEContraASTModel(load_encoder("vgg16-imagenet-offline-normalised"), "sanet", weights)
+    model = IEContraASTModel(load_encoder(DEFAULT_ENCODER), "sanet", weights)
     disc = MultiScaleDiscriminator()
     bf16 = variant == "iecast-bf16-cl"
     memory = torch.channels_last if bf16 else torch.contiguous_format
