@@ -54,6 +54,7 @@ def main() -> None:
     n = min(len(content_files), len(style_files))
     c = torch.stack([resize_and_crop(load_image(f), 2 * args.crop, args.crop, "square", rng) for f in content_files[:n]])
     s = torch.stack([resize_and_crop(load_image(f), 2 * args.crop, args.crop, "square", rng) for f in style_files[:n]])
+    noise = torch.rand_like(c)  # drawn before any model is built, so every run scores the same references
 
     models = []
     for spec in args.weights:
@@ -69,11 +70,11 @@ def main() -> None:
             rows[f"{label}: T(c, c)"] = network.decoder(network.transform(c_feats, c_feats))
         rows.update({
             "photo, grayscale": c.mean(1, keepdim=True).expand_as(c),
-            "photo + 0.5 x uniform noise": c + 0.5 * torch.rand_like(c),
+            "photo + 0.5 x uniform noise": c + 0.5 * noise,
             "photo blurred 4x": blurred(c, 4),
             "photo blurred 8x": blurred(c, 8),
             "flat mean colour": c.mean((2, 3), keepdim=True).expand_as(c),
-            "uniform noise": torch.rand_like(c),
+            "uniform noise": noise,
             "the painting itself": s,
         })
         print(f"{n} pairs, {args.crop}x{args.crop} crops of a {2 * args.crop} square resize, judged by {encoder.source}")
