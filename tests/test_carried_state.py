@@ -1,8 +1,9 @@
-"""The training state committed for the next session (checkpoints/iecontraast-vgg16/) is intact and
-warm-starts every trained part of a run exactly.
+"""The training states committed for later sessions (checkpoints/*/) are intact and warm-start
+every trained part of a run exactly.
 
-It was trained with Gatys' mean-normalised VGG-16, before the RMS-normalised encoder became
-the default, so a run that continues it must name that encoder (its card says so)."""
+`iecontraast-vgg16` (GPU, `paper` preset) was trained with Gatys' mean-normalised VGG-16,
+before the RMS-normalised encoder became the default, so a run that continues it must name
+that encoder (its card says so). `iecontraast-vgg16-rms` (CPU, `cpu-small`) uses the default."""
 from __future__ import annotations
 
 import json
@@ -15,35 +16,43 @@ from safetensors.torch import load_file
 from iecast.config import build_config
 from iecast.models.discriminator import MultiScaleDiscriminator
 from iecast.train import IEContraASTModel, training_state_path, warm_start
-from iecast.weights import load_encoder, read_stylizer
+from iecast.weights import DEFAULT_ENCODER, load_encoder, read_stylizer
 
-STATE = Path(__file__).resolve().parents[1] / "checkpoints" / "iecontraast-vgg16" / "iecast.safetensors"
-STATE_ENCODER = "vgg16-imagenet-offline-normalised"
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+STATE = CHECKPOINTS / "iecontraast-vgg16" / "iecast.safetensors"
+STATES = {  # directory: (encoder, preset, (h, crop))
+    "iecontraast-vgg16": ("vgg16-imagenet-offline-normalised", "paper", (6, 256)),
+    "iecontraast-vgg16-rms": (DEFAULT_ENCODER, "cpu-small", (2, 128)),
+}
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_committed_state_warm_starts_every_part():
-    tensors, meta = read_stylizer(STATE)
-    extra = load_file(str(training_state_path(STATE)))
-    assert meta["encoder"] == STATE_ENCODER and meta["transform"] == "sanet"
+@pytest.mark.parametrize("name", sorted(STATES))
+def test_committed_state_warm_starts_every_part(name):
+    encoder, preset, (h, crop) = STATES[name]
+    state = CHECKPOINTS / name / "iecast.safetensors"
+    tensors, meta = read_stylizer(state)
+    extra = load_file(str(training_state_path(state)))
+    assert meta["encoder"] == encoder and meta["transform"] == "sanet"
     assert {t.dtype for t in [*tensors.values(), *extra.values()]} == {torch.float16}
     trained = json.loads(meta["config"])
-    assert trained["iterations_trained"] > 0 and (trained["h"], trained["crop"]) == (6, 256)
-    card = (STATE.parent / "README.md").read_text()
-    assert f"0 -> {trained['iterations_trained']}" in card and f"encoder={STATE_ENCODER}" in card
+    assert trained["iterations_trained"] > 0 and (trained["h"], trained["crop"]) == (h, crop)
+    card = (state.parent / "README.md").read_text()
+    assert f"-> {trained['iterations_trained']}" in card and f"--preset {preset}" in card
+    assert f"encoder={encoder}" in card
 
-    config = build_config("paper", overrides={"content": ["x"], "style": ["y"], "encoder": STATE_ENCODER})
+    config = build_config(preset, overrides={"content": ["x"], "style": ["y"], "encoder": encoder})
     model = IEContraASTModel(load_encoder(config.encoder), config.transform, config.loss_weights())
     discriminator = MultiScaleDiscriminator()
-    warm_start(model, discriminator, str(STATE), config.encoder)
+    warm_start(model, discriminator, str(state), config.encoder)
     parts = {"decoder": model.decoder, "transform": model.transform}
     for prefix, module in parts.items():
         for key, value in module.state_dict().items():
             assert torch.equal(value, tensors[f"{prefix}.{key}"].float()), key
     for prefix, module in (("discriminator", discriminator), ("style_head", model.style_head),
                            ("content_head", model.content_head)):
-        state = module.state_dict()
-        assert state and all(torch.equal(v, extra[f"{prefix}.{k}"].float()) for k, v in state.items()), prefix
+        params = module.state_dict()
+        assert params and all(torch.equal(v, extra[f"{prefix}.{k}"].float()) for k, v in params.items()), prefix
 
 
 def test_baselines_were_trained_to_the_same_budget():
