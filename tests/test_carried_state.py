@@ -3,7 +3,8 @@ every trained part of a run exactly.
 
 `iecontraast-vgg16` (GPU, `paper` preset) was trained with Gatys' mean-normalised VGG-16,
 before the RMS-normalised encoder became the default, so a run that continues it must name
-that encoder (its card says so). `iecontraast-vgg16-rms` (CPU, `cpu-small`) uses the default."""
+that encoder (its card says so). `iecontraast-vgg16-rms` (CPU, `cpu-small`) uses the
+RMS-normalised one, the default since."""
 from __future__ import annotations
 
 import json
@@ -16,13 +17,13 @@ from safetensors.torch import load_file
 from iecast.config import build_config
 from iecast.models.discriminator import MultiScaleDiscriminator
 from iecast.train import IEContraASTModel, training_state_path, warm_start
-from iecast.weights import DEFAULT_ENCODER, load_encoder, read_stylizer
+from iecast.weights import load_encoder, read_stylizer
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 STATE = CHECKPOINTS / "iecontraast-vgg16" / "iecast.safetensors"
 STATES = {  # directory: (encoder, preset, (h, crop))
     "iecontraast-vgg16": ("vgg16-imagenet-offline-normalised", "paper", (6, 256)),
-    "iecontraast-vgg16-rms": (DEFAULT_ENCODER, "cpu-small", (2, 128)),
+    "iecontraast-vgg16-rms": ("vgg16-imagenet-offline-rms", "cpu-small", (2, 128)),
 }
 pytestmark = pytest.mark.usefixtures("one_thread")
 
