@@ -1,7 +1,8 @@
 """Put a model's content loss next to the scores of simple degradations of the photo.
 
 The content loss (mean-variance-normalised relu4_1 and relu5_1 features, SPEC.md) has no
-obvious scale: a flat image scores exactly 2.0 and an image unrelated to the photo about 3.3+.
+obvious scale: a flat image scores just under 2.0 (1 per tap, less the photo's dead channels)
+and an image unrelated to the photo about 3.3.
 This prints, per tap, what a model's stylizations T(c, s) and reconstructions T(c, c) score on
 training crops, beside the photo blurred, in grayscale, with noise added, and beside pure noise
 and the painting itself, so a training log's content figures can be read against them.
@@ -18,18 +19,18 @@ import torch
 import torch.nn.functional as F
 
 from iecast.data import check_images, list_images, resize_and_crop
-from iecast.functional import mean_variance_norm
 from iecast.images import load_image
+from iecast.losses import content_loss
 from iecast.stylizer import Stylizer
 from iecast.weights import load_encoder
 
 TAPS = ("relu4_1", "relu5_1")
 
 
-def per_tap_content_loss(encoder, images: torch.Tensor, contents: torch.Tensor) -> list[float]:
-    """The training content loss of `images` against `contents`, one figure per tap."""
-    got, want = encoder(images.clamp(0, 1)), encoder(contents)
-    return [F.mse_loss(mean_variance_norm(got[t]), mean_variance_norm(want[t])).item() for t in TAPS]
+def per_tap_content_loss(encoder, images: torch.Tensor, content_feats: dict[str, torch.Tensor]) -> list[float]:
+    """The training content loss of `images` against the photos' features, one figure per tap."""
+    got = encoder(images.clamp(0, 1))
+    return [content_loss(got, content_feats, (t,)).item() for t in TAPS]
 
 
 def blurred(x: torch.Tensor, factor: int) -> torch.Tensor:
@@ -79,8 +80,9 @@ def main() -> None:
         })
         print(f"{n} pairs, {args.crop}x{args.crop} crops of a {2 * args.crop} square resize, judged by {encoder.source}")
         print(f"| image | {' | '.join(TAPS)} | content loss |\n|---|---|---|---|")
+        photo_feats = encoder(c)
         for name, images in rows.items():
-            taps = per_tap_content_loss(encoder, images, c)
+            taps = per_tap_content_loss(encoder, images, photo_feats)
             print(f"| {name} | {' | '.join(f'{v:.3f}' for v in taps)} | {sum(taps):.3f} |")
 
 
