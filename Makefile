@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml requirements-ci.txt
 test: setup
 	$(PY) -m pytest -q tests
 
-# Stylize the bundled sample with the best trained weights available offline (says how to get
-# weights, and exits 1, when none are installed).
+# Stylize the bundled sample with the best trained weights available offline; with none installed,
+# say how to get them and show Gatys optimisation on the same encoder instead.
 demo: setup
 	$(PY) -m iecast.demo
 
