@@ -36,7 +36,7 @@ from iecast.errors import IecastError
 from iecast.gatys import GatysConfig, GatysStylizer
 from iecast.images import IMAGE_EXTENSIONS, load_image, pil_to_tensor, save_image, tensor_to_pil
 from iecast.models.vgg import VGGEncoder
-from iecast.weights import official_files, sha256_file
+from iecast.weights import DEFAULT_ENCODER, official_files, sha256_file
 
 REPORT_FORMAT = "iecast-eval-report/1"
 OUTPUT_SEPARATOR = "_stylized_"
@@ -287,7 +287,7 @@ class EvalConfig:
     methods: list[str]
     size: int | None = 256
     limit: int | None = None
-    encoder: str = "vgg16-imagenet-offline-normalised"
+    encoder: str = DEFAULT_ENCODER
     perceptual: str = "lpips"
     image_format: str = "png"
     gatys: GatysConfig = field(default_factory=GatysConfig)

@@ -16,7 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder (outputs cached per method)")
     p.add_argument("--size", type=int, default=256, help="longer side of inputs, downscaled to at most this (default 256)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N contents and the first N styles")
-    p.add_argument("--encoder", default="vgg16-imagenet-offline-normalised", help="encoder for the losses and Gatys")
+    p.add_argument("--encoder", default=None,
+                   help="encoder for the losses and Gatys (default: iecast.weights.DEFAULT_ENCODER)")
     p.add_argument("--perceptual", choices=("lpips", "offline"), default="lpips",
                    help="LPIPS if installed with local weights, else the offline stand-in (default lpips)")
     p.add_argument("--image-format", choices=("png", "jpg"), default="png", help="format of cached outputs")
@@ -39,10 +40,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from iecast.evaluate import EvalConfig, evaluate, markdown_report
     from iecast.gatys import GatysConfig
+    from iecast.weights import DEFAULT_ENCODER
 
     config = EvalConfig(
         contents=args.content, styles=args.style, out=args.out, methods=args.method, size=args.size, limit=args.limit,
-        encoder=args.encoder, perceptual=args.perceptual, image_format=args.image_format,
+        encoder=args.encoder or DEFAULT_ENCODER, perceptual=args.perceptual, image_format=args.image_format,
         gatys=GatysConfig(steps=args.gatys_steps, optimizer=args.gatys_optimizer, learning_rate=args.gatys_lr, style_weight=args.gatys_style_weight,
                           init=args.gatys_init, seed=args.seed),
         video=args.video, video_frames=args.video_frames, video_style=args.video_style, art_fid=not args.no_art_fid,
