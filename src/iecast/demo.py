@@ -12,6 +12,8 @@ import importlib.resources
 import sys
 from pathlib import Path
 
+from PIL import Image
+
 from iecast import weights
 from iecast.errors import IecastError
 
@@ -25,7 +27,7 @@ NO_WEIGHTS = """\
 iecast demo: no trained IEContraAST weights are available offline.
   {known}
   So this demo shows Gatys et al.'s optimisation with the same offline VGG-16 instead
-  ({steps} L-BFGS steps at {size} px; about a minute on a laptop CPU).
+  ({steps} L-BFGS steps at {size} px; 1-2 minutes on a laptop CPU).
   To stylize with IEContraAST:
     - train:  .venv/bin/iecast train --preset cpu-small --content DIR --style DIR --out runs/demo
       then:   .venv/bin/iecast export runs/demo/<checkpoint> -o model.safetensors
@@ -50,7 +52,7 @@ def offline_weights() -> tuple[str, Path] | None:
     return None
 
 
-def gatys_sample(size: int = GATYS_SIZE, steps: int = GATYS_STEPS):
+def gatys_sample(size: int = GATYS_SIZE, steps: int = GATYS_STEPS) -> Image.Image:
     """The bundled sample stylized by Gatys optimisation on the default offline encoder (PIL image).
 
     Both images are scaled so their longer side is `size`: the optimisation costs one encoder
