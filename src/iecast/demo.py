@@ -55,21 +55,16 @@ def offline_weights() -> tuple[str, Path] | None:
 def gatys_sample(size: int = GATYS_SIZE, steps: int = GATYS_STEPS) -> Image.Image:
     """The bundled sample stylized by Gatys optimisation on the default offline encoder (PIL image).
 
-    Both images are scaled so their longer side is `size`: the optimisation costs one encoder
+    Both images are downscaled so their longer side is at most `size`: the optimisation costs one encoder
     pass per step at full resolution, so the size sets the run time.
     """
-    import torch
-
     from iecast.gatys import GatysConfig, GatysStylizer
-    from iecast.images import load_image, pil_to_tensor, tensor_to_pil
+    from iecast.images import fit_within, load_image, pil_to_tensor, tensor_to_pil
 
-    def scaled(name: str) -> torch.Tensor:
-        image = load_image(sample_path(name))
-        image.thumbnail((size, size))
-        return pil_to_tensor(image)
-
+    content, style = (pil_to_tensor(fit_within(load_image(sample_path(name)), size))
+                      for name in (SAMPLE_CONTENT, SAMPLE_STYLE))
     stylizer = GatysStylizer(weights.load_encoder(weights.DEFAULT_ENCODER).eval(), GatysConfig(steps=steps))
-    return tensor_to_pil(stylizer.stylize(scaled(SAMPLE_CONTENT), scaled(SAMPLE_STYLE)))
+    return tensor_to_pil(stylizer.stylize(content, style))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,22 +83,22 @@ def main(argv: list[str] | None = None) -> int:
             found = args.weights, weights.resolve_stylizer_path(args.weights)
         else:
             found = offline_weights()
-        from iecast.images import save_image
-
         if found is None:
             known = (f"iecast.weights.PRETRAINED lists {', '.join(map(repr, weights.PRETRAINED))}, but none of "
                      f"their files is in the package or in {weights.cache_dir()}." if weights.PRETRAINED
                      else "No trained model is registered in iecast.weights.PRETRAINED yet (see docs/training/).")
             print(NO_WEIGHTS.format(known=known, steps=args.gatys_steps, size=args.gatys_size), file=sys.stderr)
-            out = save_image(gatys_sample(args.gatys_size, args.gatys_steps), args.output)
+            result = gatys_sample(args.gatys_size, args.gatys_steps)
             method = f"Gatys et al.'s optimisation ({weights.DEFAULT_ENCODER}; no trained IEContraAST model yet)"
         else:
             from iecast.stylizer import Stylizer
 
             label, path = found
             result = Stylizer.from_pretrained(path).stylize(sample_path(SAMPLE_CONTENT), sample_path(SAMPLE_STYLE))
-            out = save_image(result, args.output)
             method = f"IEContraAST weights {label!r}"
+        from iecast.images import save_image
+
+        out = save_image(result, args.output)
     except IecastError as exc:
         print(f"iecast demo: error: {exc}", file=sys.stderr)
         return 1

@@ -34,7 +34,7 @@ from PIL import Image
 from iecast import __version__, losses, metrics
 from iecast.errors import IecastError
 from iecast.gatys import GatysConfig, GatysStylizer
-from iecast.images import IMAGE_EXTENSIONS, load_image, pil_to_tensor, save_image, tensor_to_pil
+from iecast.images import IMAGE_EXTENSIONS, fit_within, load_image, pil_to_tensor, save_image, tensor_to_pil
 from iecast.models.vgg import VGGEncoder
 from iecast.weights import DEFAULT_ENCODER, official_files, sha256_file
 
@@ -88,15 +88,6 @@ def list_images(folder: str | os.PathLike, limit: int | None = None, what: str =
             raise IecastError(f"--limit must be >= 1 (got {limit})")
         files = files[:limit]
     return files
-
-
-def fit_within(image: Image.Image, size: int | None) -> Image.Image:
-    """Downscale (never upscale) so the longer side is at most `size`, keeping the aspect ratio."""
-    if size is None or max(image.size) <= size:
-        return image
-    scale = size / max(image.size)
-    new = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(new, Image.Resampling.LANCZOS)
 
 
 def load_frames(source: str | os.PathLike, max_frames: int | None = None) -> list[Image.Image]:

@@ -59,6 +59,15 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
     return image
 
 
+def fit_within(image: Image.Image, size: int | None) -> Image.Image:
+    """Downscale (never upscale) so the longer side is at most `size`, keeping the aspect ratio."""
+    if size is None or max(image.size) <= size:
+        return image
+    scale = size / max(image.size)
+    new = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(new, Image.Resampling.LANCZOS)
+
+
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:
     """RGB PIL image -> float tensor (1, 3, H, W) in [0, 1]."""
     arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
