@@ -13,7 +13,7 @@ from PIL import Image
 
 from iecast.cli import main
 from iecast.color import rgb_to_ycbcr
-from iecast.images import pil_to_tensor
+from iecast.images import fit_within, pil_to_tensor
 
 FAST = ["--style-size", "32", "--quiet"]
 
@@ -201,3 +201,13 @@ def test_official_folder(capsys, tmp_path, files):
     code, _, err = run(capsys, "stylize", "-c", files["c1"], "-s", files["s1"], "-o", out, "--official",
                        tmp_path / "nowhere", *FAST)
     assert code == 1 and "no such folder" in err
+
+
+def test_fit_within_downscales_keeps_aspect_and_floors_the_short_side():
+    wide = Image.new("RGB", (400, 100), (10, 20, 30))
+    assert fit_within(wide, 200).size == (200, 50)
+    assert fit_within(wide, 800) is wide  # never upscales
+    assert fit_within(wide, None) is wide
+    strip = Image.new("RGB", (1000, 10))
+    assert fit_within(strip, 100).size == (100, 1)
+    assert fit_within(strip, 100, min_side=16).size == (100, 16)

@@ -59,12 +59,15 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
     return image
 
 
-def fit_within(image: Image.Image, size: int | None) -> Image.Image:
-    """Downscale (never upscale) so the longer side is at most `size`, keeping the aspect ratio."""
+def fit_within(image: Image.Image, size: int | None, min_side: int = 1) -> Image.Image:
+    """Downscale (never upscale) so the longer side is at most `size`, keeping the aspect ratio.
+
+    Neither side goes below `min_side`, so extreme aspect ratios stay usable by the model.
+    """
     if size is None or max(image.size) <= size:
         return image
     scale = size / max(image.size)
-    new = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    new = (max(min_side, round(image.width * scale)), max(min_side, round(image.height * scale)))
     return image.resize(new, Image.Resampling.LANCZOS)
 
 

@@ -33,7 +33,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from iecast.errors import IecastError
-from iecast.images import IMAGE_EXTENSIONS, load_image
+from iecast.images import IMAGE_EXTENSIONS, fit_within, load_image
 
 try:  # the `serve` extra; at module level so FastAPI can resolve the endpoints' annotations
     from fastapi import FastAPI, File, Form, Request, UploadFile
@@ -207,15 +207,6 @@ def expected_style_hw(style: Image.Image, style_size: int | str | None = "auto")
 
 def display_name(stem: str) -> str:
     return re.sub(r"[_\-]+", " ", stem).strip().capitalize()
-
-
-def fit_within(image: Image.Image, longest_side: int) -> Image.Image:
-    """Downscale (never upscale) so the longest side is at most `longest_side`."""
-    scale = longest_side / max(image.size)
-    if scale >= 1:
-        return image
-    size = (max(MIN_IMAGE_SIDE, round(image.width * scale)), max(MIN_IMAGE_SIDE, round(image.height * scale)))
-    return image.resize(size, Image.LANCZOS)
 
 
 # ----------------------------------------------------------------------------- jobs
@@ -420,7 +411,7 @@ class StylizeService:
 
     def _run(self, job: Job) -> None:
         with tempfile.TemporaryDirectory(prefix="iecast-serve-") as scratch:
-            content = fit_within(self._decode(job.content, "content image", Path(scratch)), job.size)
+            content = fit_within(self._decode(job.content, "content image", Path(scratch)), job.size, MIN_IMAGE_SIDE)
             style = self._decode(job.style, "style image", Path(scratch))
         kwargs: dict[str, Any] = {"alpha": job.alpha}
         if self.config.style_size != "auto" and self.accepts_style_size:
@@ -502,7 +493,7 @@ def create_app(stylizer: Any, config: ServeConfig | None = None) -> "FastAPI":
         if path is None:
             return JSONResponse({"error": f"no sample style named {name!r}"}, status_code=404)
         if name not in thumbnails:
-            image = fit_within(load_image(path, max_pixels=config.max_pixels), 192)
+            image = fit_within(load_image(path, max_pixels=config.max_pixels), 192, MIN_IMAGE_SIDE)
             buffer = io.BytesIO()
             image.save(buffer, format="JPEG", quality=85)
             thumbnails[name] = buffer.getvalue()
