@@ -6,6 +6,9 @@ more of the photo's structure than an unrelated photo has.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from PIL import Image
@@ -42,6 +45,15 @@ def test_default_is_registered_packaged_fp16_and_small():
     assert {t.dtype for t in tensors.values()} == {torch.float16}
     card = path.parent / "MODEL_CARD.md"
     assert card.is_file() and entry.file_name in card.read_text()
+
+
+def test_default_is_the_carried_training_state():
+    """Training continues from checkpoints/iecontraast-vgg16-rms/, so it must hold what ships."""
+    carried = Path(__file__).resolve().parents[1] / "checkpoints" / "iecontraast-vgg16-rms" / "iecast.safetensors"
+    assert weights.sha256_file(carried) == weights.sha256_file(weights.PRETRAINED["default"].path())
+    iterations = json.loads(weights.read_stylizer(carried)[1]["config"])["iterations_trained"]
+    card = (weights.PRETRAINED["default"].path().parent / "MODEL_CARD.md").read_text()
+    assert f"{iterations:,} iterations" in card
 
 
 def test_default_moves_the_photo_towards_the_painting(stylizer, shared_data):
