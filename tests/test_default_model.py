@@ -50,9 +50,10 @@ def test_default_is_registered_packaged_fp16_and_small():
 def test_default_is_the_carried_training_state():
     """Training continues from checkpoints/iecontraast-vgg16-rms/, so it must hold what ships."""
     carried = Path(__file__).resolve().parents[1] / "checkpoints" / "iecontraast-vgg16-rms" / "iecast.safetensors"
-    assert weights.sha256_file(carried) == weights.sha256_file(weights.PRETRAINED["default"].path())
+    shipped = weights.PRETRAINED["default"].path()  # checks the registered sha256
+    assert weights.sha256_file(carried) == weights.sha256_file(shipped)
     iterations = json.loads(weights.read_stylizer(carried)[1]["config"])["iterations_trained"]
-    card = (weights.PRETRAINED["default"].path().parent / "MODEL_CARD.md").read_text()
+    card = (shipped.parent / "MODEL_CARD.md").read_text()
     assert f"{iterations:,} iterations" in card
 
 

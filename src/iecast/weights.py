@@ -466,9 +466,9 @@ PRETRAINED: dict[str, PretrainedWeights] = {
         file_name="default.safetensors",
         sha256="2e8dd54db640a10086157b488981d7c03a60e4d6e27a89608c32ac734e0ac2ee",
         encoder=DEFAULT_ENCODER,
-        description="IEContraAST, 5,233 cpu-small iterations (128 px crops, h = 2) on the project's shared data; "
-                    "early and undertrained: the photo's layout in the painting's palette, soft detail "
-                    "(iecast/assets/MODEL_CARD.md)",
+        description="IEContraAST, cpu-small preset (128 px crops, h = 2) on the project's shared data; early and "
+                    "undertrained: the photo's layout in the painting's palette, soft detail. Iteration count in the "
+                    "file's metadata; details in iecast/assets/MODEL_CARD.md",
         licence="research use only (trained on third-party images, see MODEL_CARD.md)",
     ),
 }
