@@ -185,6 +185,18 @@ def test_download_unreachable_says_which_file_to_place_where(url, tmp_path):
     assert not dest.exists() and list(dest.parent.iterdir()) == []
 
 
+def test_pretrained_local_path_finds_the_cached_file_and_never_downloads(monkeypatch, payload, tmp_path):
+    monkeypatch.setenv("IECAST_HOME", str(tmp_path / "home"))
+    entry = weights.PretrainedWeights(name="t", file_name="t.safetensors", sha256=sha256_of(payload), encoder="x",
+                                      description="test", licence="test", url=payload.as_uri())
+    assert entry.local_path() is None and not (tmp_path / "home").exists()  # the URL is not touched
+    cached = tmp_path / "home" / "t.safetensors"
+    assert entry.path() == cached and entry.local_path() == cached  # path() downloads, then both find it
+    cached.write_bytes(b"tampered")
+    with pytest.raises(IecastError, match="sha256"):
+        entry.local_path()
+
+
 def test_cache_dir_follows_iecast_home(monkeypatch, tmp_path):
     monkeypatch.setenv("IECAST_HOME", str(tmp_path / "home"))
     assert cache_dir() == tmp_path / "home"

@@ -45,10 +45,9 @@ def offline_weights() -> tuple[str, Path] | None:
     """The first registered pretrained model ('default' first) whose file is already on disk."""
     names = sorted(weights.PRETRAINED, key=lambda n: n != "default")
     for name in names:
-        entry = weights.PRETRAINED[name]
-        packaged = Path(str(importlib.resources.files("iecast.assets").joinpath(entry.file_name)))
-        if packaged.is_file() or (weights.cache_dir() / entry.file_name).is_file():
-            return name, entry.path()
+        local = weights.PRETRAINED[name].local_path()
+        if local is not None:
+            return name, local
     return None
 
 

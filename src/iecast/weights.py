@@ -446,17 +446,22 @@ class PretrainedWeights:
     licence: str
     url: str | None = None
 
-    def path(self) -> Path:
+    def local_path(self) -> Path | None:
+        """The checksum-verified file in the package or the cache, or None; never downloads."""
         packaged = Path(str(importlib.resources.files("iecast.assets").joinpath(self.file_name)))
-        if packaged.is_file():
-            check_sha256(packaged, self.sha256)
-            return packaged
-        cached = cache_dir() / self.file_name
-        if cached.is_file():
-            check_sha256(cached, self.sha256)
-            return cached
+        for candidate in (packaged, cache_dir() / self.file_name):
+            if candidate.is_file():
+                check_sha256(candidate, self.sha256)
+                return candidate
+        return None
+
+    def path(self) -> Path:
+        """The local file, downloading it into the cache first if the entry has a URL."""
+        local = self.local_path()
+        if local is not None:
+            return local
         if self.url:
-            return download(self.url, cached, self.sha256)
+            return download(self.url, cache_dir() / self.file_name, self.sha256)
         raise IecastError(f"pretrained weights {self.name!r} are not installed: expected {self.file_name} in the package or in {cache_dir()}")
 
 
