@@ -197,7 +197,7 @@ def build_method(spec: MethodSpec, encoder: VGGEncoder, gatys: GatysConfig = Gat
         path = resolve_stylizer_path(spec.target)
         stylizer = Stylizer.from_pretrained(str(path), device=device)
         header = _stylizer_header(path)
-        description = {"weights": str(path), "sha256": sha256_file(path), "encoder": header.get("encoder", stylizer.encoder_id),
+        description = {"weights": spec.target, "sha256": sha256_file(path), "encoder": header.get("encoder", stylizer.encoder_id),
                        "transform": header.get("transform", "unknown")}
         return Method(spec, description, lambda c, s: stylizer.stylize(c.to(device), s.to(device), alpha=1.0).cpu())
     if spec.kind == "official":
