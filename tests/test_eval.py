@@ -55,8 +55,10 @@ def data(tmp_path_factory):
     frame = write_images(root / "video_src", ["f.png"], size=(56, 40), seed=3)[0]
     wide = Image.open(frame)
     (root / "video").mkdir()
+    (root / "video_rev").mkdir()
     for t in range(3):
         wide.crop((t * 2, 0, t * 2 + 40, 40)).save(root / "video" / f"frame_{t + 1:04d}.png")
+        wide.crop((t * 5, 0, t * 5 + 40, 40)).save(root / "video_rev" / f"frame_{3 - t:04d}.png")
     return root
 
 
@@ -92,7 +94,7 @@ def check_html(path: Path) -> list[str]:
 def full_run(data, stylizer_files, tmp_path_factory):
     out = tmp_path_factory.mktemp("evalout") / "run"
     report = run_eval(data, out, [f"iecast:{stylizer_files['sanet']}", f"adain=iecast:{stylizer_files['adain']}", "gatys"],
-                      video=data / "video", video_frames=3)
+                      videos=[data / "video", data / "video_rev"], video_frames=3)
     return out, report
 
 
@@ -111,13 +113,25 @@ def test_report_files_are_valid(full_run):
         values = [p["metrics"]["ssim"] for p in m["pairs"]]
         assert m["summary"]["ssim"]["mean"] == pytest.approx(sum(values) / len(values))
         assert m["summary"]["ssim"]["n"] == 4
-        assert m["video"]["perceptual_raw"] == pytest.approx(on_disk["video"]["raw"]["perceptual_mean"])
-        assert all((out / f).is_file() for f in m["video"]["frames"]) and len(m["video"]["frames"]) == 3
+        assert [v["name"] for v in m["videos"]] == [c["name"] for c in on_disk["videos"]] == ["video", "video_rev"]
+        for clip, raw in zip(m["videos"], on_disk["videos"]):
+            assert clip["perceptual_raw"] == pytest.approx(raw["raw"]["perceptual_mean"])
+            assert clip["ratio"] == pytest.approx(clip["perceptual_mean"] / clip["perceptual_raw"])
+            assert clip["warping_ratio"] == pytest.approx(clip["warping_error"] / raw["raw"]["warping_error"])
+            assert all((out / f).is_file() for f in clip["frames"]) and len(clip["frames"]) == 3
+        ratios = [clip["ratio"] for clip in m["videos"]]
+        summary = m["video_summary"]["ratio"]
+        assert summary["n"] == 2 and summary["mean"] == pytest.approx(sum(ratios) / 2)
+        half = 12.706 * abs(ratios[0] - ratios[1]) / 2  # t(0.975, 1) * sd / sqrt(2), with sd = |a - b| / sqrt(2)
+        assert summary["ci95"] == pytest.approx([summary["mean"] - half, summary["mean"] + half], rel=1e-3)
+    raw_floors = [c["raw"]["perceptual_mean"] for c in on_disk["videos"]]
+    assert raw_floors[0] != pytest.approx(raw_floors[1])  # the clips move differently, so their floors differ
     assert not any("lpips" in k.lower() for k in on_disk["methods"][0]["summary"])
     sources = check_html(out / "index.html")
     assert len(sources) >= 3 * (2 * 2 + 2 + 2)  # per method: outputs + content and style headers
     markdown = (out / "report.md").read_text()
-    assert "| gatys |" in markdown and "Video stability" in markdown and "perceptual-vgg16-offline" in markdown
+    assert "| gatys |" in markdown and "Video stability (2 clip(s)" in markdown and "perceptual-vgg16-offline" in markdown
+    assert "| method | video | video_rev | mean ± 95% |" in markdown
 
 
 def test_outputs_are_cached(full_run, data, stylizer_files, monkeypatch):
@@ -173,6 +187,8 @@ def test_bad_inputs_are_one_line_errors_without_output(data, tmp_path, capsys):
         (["-c", str(data / "content"), "-s", str(data / "style"), "-m", "gatys", "-m", "gatys"], "share the label"),
         (["-c", str(data / "content"), "-s", str(data / "style"), "-m", "gatys", "--video", str(data / "video_src")],
          "at least 2 frames (found 1)"),
+        (["-c", str(data / "content"), "-s", str(data / "style"), "-m", "gatys", "--video", str(data / "video"),
+          "--video", str(data / "video")], "two videos share the name 'video'"),
     ]
     for argv, message in cases:
         out = tmp_path / "out"

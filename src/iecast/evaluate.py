@@ -38,7 +38,7 @@ from iecast.images import IMAGE_EXTENSIONS, fit_within, load_image, pil_to_tenso
 from iecast.models.vgg import VGGEncoder
 from iecast.weights import DEFAULT_ENCODER, official_files, sha256_file
 
-REPORT_FORMAT = "iecast-eval-report/1"
+REPORT_FORMAT = "iecast-eval-report/2"
 OUTPUT_SEPARATOR = "_stylized_"
 HTML_VIDEO_FRAMES = 6
 LOWER_IS_BETTER = {"content_loss": True, "style_loss": True, "gram_style_loss": True, "ssim": False}
@@ -282,7 +282,7 @@ class EvalConfig:
     perceptual: str = "lpips"
     image_format: str = "png"
     gatys: GatysConfig = field(default_factory=GatysConfig)
-    video: Path | None = None
+    videos: Sequence[Path] = ()
     video_frames: int = 20
     video_style: Path | None = None
     art_fid: bool = True
@@ -384,9 +384,13 @@ def evaluate(config: EvalConfig) -> dict:
         raise IecastError(f"two methods share the label {dup!r}; name them with label=spec")
     if "inputs" in labels:
         raise IecastError("'inputs' is reserved for the input images; pick another method label")
-    video_frames = load_frames(config.video, config.video_frames) if config.video is not None else None
+    clip_names = [video_name(v) for v in config.videos]
+    if len(set(clip_names)) != len(clip_names):
+        dup = next(n for n in clip_names if clip_names.count(n) > 1)
+        raise IecastError(f"two videos share the name {dup!r}; their cached outputs would collide")
+    clips = {name: load_frames(v, config.video_frames) for name, v in zip(clip_names, config.videos)}
     video_style = Path(config.video_style) if config.video_style is not None else styles[0]
-    if video_frames is not None:
+    if clips:
         load_image(video_style)
 
     encoder = load_encoder(config.encoder)
@@ -468,9 +472,7 @@ def evaluate(config: EvalConfig) -> dict:
     if config.art_fid and not method_reports[0]["art_fid"]["available"]:
         notes.append(f"ArtFID/FID not computed: {method_reports[0]['art_fid']['reason']}")
 
-    video_report = None
-    if video_frames is not None:
-        video_report = _evaluate_video(config, methods, method_reports, video_frames, video_style, distance, notes)
+    video_report = _evaluate_videos(config, methods, method_reports, clips, video_style, distance, notes)
 
     report = {
         "format": REPORT_FORMAT,
@@ -484,52 +486,70 @@ def evaluate(config: EvalConfig) -> dict:
         "contents": [{"name": c.stem, "source": str(c), "image": _relative(input_files["content"][c.stem], out)} for c in contents],
         "styles": [{"name": s.stem, "source": str(s), "image": _relative(input_files["style"][s.stem], out)} for s in styles],
         "methods": method_reports,
-        "video": video_report,
+        "videos": video_report,
         "notes": notes,
     }
     write_reports(report, out)
     return report
 
 
-def _evaluate_video(config: EvalConfig, methods: list[Method], method_reports: list[dict], frames: list[Image.Image],
-                    style_path: Path, distance: metrics.PerceptualDistance, notes: list[str]) -> dict:
-    """Stylize the video frame by frame with each method (cached) and measure its stability."""
+def video_name(source: str | os.PathLike) -> str:
+    """A clip's name in reports and cache folders: the file's stem or the frame folder's name."""
+    path = Path(source)
+    return _safe_label(path.stem if path.is_file() else path.name)
+
+
+def _evaluate_videos(config: EvalConfig, methods: list[Method], method_reports: list[dict],
+                     clips: dict[str, list[Image.Image]], style_path: Path, distance: metrics.PerceptualDistance,
+                     notes: list[str]) -> list[dict]:
+    """Stylize each clip frame by frame with each method (cached) and measure its stability.
+
+    Each method's report gets one entry per clip in `videos` and, over the clips, the mean and 95%
+    interval of both ratios to the raw clip in `video_summary`.
+    """
     from tqdm.auto import tqdm
 
     out = Path(config.out)
-    raw = frames_tensor([fit_within(f, config.size) for f in frames])
-    style = _load_resized(style_path, config.size)
-    video_name = _safe_label(Path(config.video).stem if Path(config.video).is_file() else Path(config.video).name)
-    raw_distances = metrics.adjacent_distances(raw, distance)
-    raw_warp = metrics.warping_errors(raw, raw)
-    result = {"source": str(config.video), "frames": raw.shape[0], "style": str(style_path),
-              "raw": {"perceptual_mean": float(raw_distances.mean()), "warping_error": float(raw_warp.mean())},
-              "distance": distance.name}
-    runnable = [(m, r) for m, r in zip(methods, method_reports) if m.stylize is not None]
+    raw_clips = {name: frames_tensor([fit_within(f, config.size) for f in frames]) for name, frames in clips.items()}
+    style = _load_resized(style_path, config.size) if clips else None
+    result = []
+    for (name, raw), source in zip(raw_clips.items(), config.videos):
+        result.append({"name": name, "source": str(source), "frames": raw.shape[0], "style": str(style_path),
+                       "raw": {"perceptual_mean": float(metrics.adjacent_distances(raw, distance).mean()),
+                               "warping_error": float(metrics.warping_errors(raw, raw).mean())},
+                       "distance": distance.name})
+    runnable = [(m, r) for m, r in zip(methods, method_reports) if m.stylize is not None and clips]
     for m, r in zip(methods, method_reports):
-        if m.stylize is None:
-            r["video"] = None
+        r["videos"], r["video_summary"] = None, None
+        if m.stylize is None and clips:
             notes.append(f"{m.label}: precomputed folder, no video outputs to measure")
-    with tqdm(total=len(runnable) * raw.shape[0], desc="video", unit="frame", disable=not config.progress) as bar:
+    total = len(runnable) * sum(raw.shape[0] for raw in raw_clips.values())
+    with tqdm(total=total, desc="video", unit="frame", disable=not config.progress) as bar:
         for m, r in runnable:
-            folder = out / m.label / f"video_{video_name}{OUTPUT_SEPARATOR}{style_path.stem}"
-            stylized = []
-            for i in range(raw.shape[0]):
-                frame_path = folder / f"frame_{i + 1:04d}.{config.image_format}"
-                if not frame_path.is_file():
-                    save_image(tensor_to_pil(m.stylize(raw[i:i + 1], style)), frame_path, quality=config.jpeg_quality)
-                stylized.append(pil_to_tensor(load_image(frame_path)))
-                bar.update(1)
-            stylized_t = torch.cat(stylized)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                stability = metrics.temporal_stability(stylized_t, raw, distance)
-            notes.extend(f"{m.label} video: {w.message}" for w in caught)
-            warp = metrics.warping_error(stylized_t, raw)
-            r["video"] = {"frames": [_relative(folder / f"frame_{i + 1:04d}.{config.image_format}", out) for i in range(raw.shape[0])],
-                          "perceptual_mean": stability.stylized,
-                          "perceptual_raw": stability.raw, "ratio": _finite(stability.ratio), "warping_error": warp,
-                          "warping_ratio": _finite(warp / result["raw"]["warping_error"]) if result["raw"]["warping_error"] else None}
+            r["videos"] = []
+            for clip, raw in zip(result, raw_clips.values()):
+                folder = out / m.label / f"video_{clip['name']}{OUTPUT_SEPARATOR}{style_path.stem}"
+                stylized = []
+                for i in range(raw.shape[0]):
+                    frame_path = folder / f"frame_{i + 1:04d}.{config.image_format}"
+                    if not frame_path.is_file():
+                        save_image(tensor_to_pil(m.stylize(raw[i:i + 1], style)), frame_path, quality=config.jpeg_quality)
+                    stylized.append(pil_to_tensor(load_image(frame_path)))
+                    bar.update(1)
+                stylized_t = torch.cat(stylized)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    stability = metrics.temporal_stability(stylized_t, raw, distance)
+                notes.extend(f"{m.label} video {clip['name']}: {w.message}" for w in caught)
+                warp = metrics.warping_error(stylized_t, raw)
+                raw_warp = clip["raw"]["warping_error"]
+                r["videos"].append({
+                    "name": clip["name"],
+                    "frames": [_relative(folder / f"frame_{i + 1:04d}.{config.image_format}", out) for i in range(raw.shape[0])],
+                    "perceptual_mean": stability.stylized, "perceptual_raw": stability.raw, "ratio": _finite(stability.ratio),
+                    "warping_error": warp, "warping_ratio": _finite(warp / raw_warp) if raw_warp else None})
+            r["video_summary"] = {key: mean_ci95([v[key] for v in r["videos"]])
+                                  for key in ("ratio", "warping_ratio")}
     return result
 
 
@@ -570,7 +590,7 @@ REPORT_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "iecast evaluation report",
     "type": "object",
-    "required": ["format", "iecast_version", "created", "settings", "metrics", "contents", "styles", "methods", "video", "notes"],
+    "required": ["format", "iecast_version", "created", "settings", "metrics", "contents", "styles", "methods", "videos", "notes"],
     "properties": {
         "format": {"const": REPORT_FORMAT},
         "iecast_version": {"type": "string"},
@@ -592,10 +612,12 @@ REPORT_SCHEMA: dict = {
                                    "seconds": _number_schema()}}},
                 "summary": {"type": "object", "additionalProperties": _summary_schema()},
                 "art_fid": {"type": "object", "required": ["available"]},
-                "video": {"oneOf": [{"type": "null"}, {"type": "object", "required": [
-                    "perceptual_mean", "perceptual_raw", "ratio", "warping_error"]}]},
+                "videos": {"oneOf": [{"type": "null"}, {"type": "array", "items": {"type": "object", "required": [
+                    "name", "frames", "perceptual_mean", "perceptual_raw", "ratio", "warping_error", "warping_ratio"]}}]},
+                "video_summary": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["ratio", "warping_ratio"],
+                                                               "additionalProperties": _summary_schema()}]},
             }}},
-        "video": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["source", "frames", "raw", "distance"]}]},
+        "videos": {"type": "array", "items": {"type": "object", "required": ["name", "source", "frames", "style", "raw", "distance"]}},
         "notes": {"type": "array", "items": {"type": "string"}},
     },
 }
@@ -622,6 +644,54 @@ def _arrow(name: str) -> str:
     return " ↓" if name.endswith("_content") else ""
 
 
+def _video_rows(report: dict) -> list[tuple[str, list[str]]]:
+    """Per ratio (adjacent distance, warping error): a header and one row per method, cells as text."""
+    names = [clip["name"] for clip in report["videos"]]
+    tables = []
+    for key, title in (("ratio", "adjacent-frame distance, ratio to raw"), ("warping_ratio", "warping error, ratio to raw")):
+        rows = []
+        for m in report["methods"]:
+            if m.get("videos"):
+                cells = ["-" if clip[key] is None else f"{clip[key]:.3g}" for clip in m["videos"]]
+                rows.append([m["label"], *cells, _fmt(m["video_summary"][key], 3)])
+        tables.append((title, [["method", *names, "mean ± 95%"], *rows]))
+    return tables
+
+
+def _markdown_video(report: dict) -> list[str]:
+    if not report["videos"]:
+        return []
+    first = report["videos"][0]
+    lines = ["", f"## Video stability ({len(report['videos'])} clip(s), up to {max(c['frames'] for c in report['videos'])} frames each, "
+             f"style `{Path(first['style']).name}`)", "",
+             f"Mean `{first['distance']}` distance between adjacent frames and short-term warping error (Farneback "
+             "flow on the raw frames, occlusions masked), each as a ratio to the raw clip's own value (the floor; lower "
+             "is more stable). The interval is over clips.", "",
+             "| clip | frames | raw adjacent distance | raw warping error |", "|---|---|---|---|"]
+    lines += [f"| {c['name']} | {c['frames']} | {c['raw']['perceptual_mean']:.4g} | {c['raw']['warping_error']:.4g} |"
+              for c in report["videos"]]
+    for title, (header, *rows) in _video_rows(report):
+        lines += ["", f"{title} ↓", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _html_video(report: dict) -> list[str]:
+    esc = html.escape
+    if not report["videos"]:
+        return []
+    parts = ["<h2>Video stability</h2><table><tr><th>clip</th><th>frames</th><th>raw adjacent distance</th>"
+             "<th>raw warping error</th></tr>"]
+    parts += [f"<tr><td>{esc(c['name'])}</td><td>{c['frames']}</td><td>{c['raw']['perceptual_mean']:.4g}</td>"
+              f"<td>{c['raw']['warping_error']:.4g}</td></tr>" for c in report["videos"]]
+    parts.append("</table>")
+    for title, (header, *rows) in _video_rows(report):
+        parts.append(f"<p>{esc(title)} &darr;</p><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows]
+        parts.append("</table>")
+    return parts
+
+
 def markdown_report(report: dict) -> str:
     """The headline tables: per-method means with 95% interval half-widths, video stability, notes."""
     columns = _metric_columns(report)
@@ -638,19 +708,7 @@ def markdown_report(report: dict) -> str:
     for m in report["methods"]:
         a = m["art_fid"]
         lines.append(f"| {m['label']} | {a['art_fid']:.4g} | {a['fid']:.4g} |" if a["available"] else f"| {m['label']} | n/a | n/a |")
-    if report["video"] is not None:
-        v = report["video"]
-        lines += ["", f"## Video stability ({v['frames']} frames of `{Path(v['source']).name}`, style `{Path(v['style']).name}`)", "",
-                  f"Mean `{v['distance']}` distance between adjacent frames (lower is more stable; the raw video is the floor) "
-                  "and short-term warping error (Farneback flow on the raw frames, occlusions masked).", "",
-                  "| video | adjacent distance ↓ | ratio to raw ↓ | warping error ↓ | ratio to raw ↓ |", "|---|---|---|---|---|",
-                  f"| raw | {v['raw']['perceptual_mean']:.4g} | 1 | {v['raw']['warping_error']:.4g} | 1 |"]
-        for m in report["methods"]:
-            mv = m.get("video")
-            if mv:
-                ratio = "-" if mv["ratio"] is None else f"{mv['ratio']:.3g}"
-                wratio = "-" if mv.get("warping_ratio") is None else f"{mv['warping_ratio']:.3g}"
-                lines.append(f"| {m['label']} | {mv['perceptual_mean']:.4g} | {ratio} | {mv['warping_error']:.4g} | {wratio} |")
+    lines += _markdown_video(report)
     lines += ["", "## Methods", ""]
     for m in report["methods"]:
         desc = ", ".join(f"{k}={v}" for k, v in m["description"].items() if k not in ("sha256",))
@@ -681,18 +739,7 @@ def html_report(report: dict) -> str:
     for m in report["methods"]:
         parts.append(f"<tr><td>{esc(m['label'])}</td>" + "".join(f"<td>{esc(_fmt(m['summary'][c]))}</td>" for c in columns) + "</tr>")
     parts.append("</table>")
-    if report["video"] is not None:
-        v = report["video"]
-        parts.append(f"<h2>Video stability</h2><table><tr><th>video</th><th>adjacent {esc(v['distance'])} &darr;</th>"
-                     "<th>ratio to raw &darr;</th><th>warping error &darr;</th></tr>"
-                     f"<tr><td>raw</td><td>{v['raw']['perceptual_mean']:.4g}</td><td>1</td><td>{v['raw']['warping_error']:.4g}</td></tr>")
-        for m in report["methods"]:
-            mv = m.get("video")
-            if mv:
-                ratio = "-" if mv["ratio"] is None else f"{mv['ratio']:.3g}"
-                parts.append(f"<tr><td>{esc(m['label'])}</td><td>{mv['perceptual_mean']:.4g}</td><td>{ratio}</td>"
-                             f"<td>{mv['warping_error']:.4g}</td></tr>")
-        parts.append("</table>")
+    parts += _html_video(report)
     for m in report["methods"]:
         outputs = {(p["content"], p["style"]): p for p in m["pairs"]}
         parts.append(f"<h2>{esc(m['label'])}</h2><p><code>{esc(m['spec'])}</code></p><table class=\"grid\"><tr><th></th>")
@@ -707,10 +754,9 @@ def html_report(report: dict) -> str:
                 parts.append(f"<td>{_img(p['output'], alt, tip)}</td>")
             parts.append("</tr>")
         parts.append("</table>")
-        mv = m.get("video")
-        if mv:
-            parts.append("<p>video, first frames:</p><div class=\"frames\">"
-                         + "".join(_img(f, f"{m['label']} frame {i + 1}") for i, f in enumerate(mv["frames"][:HTML_VIDEO_FRAMES]))
+        for clip in m.get("videos") or []:
+            parts.append(f"<p>video {esc(clip['name'])}, first frames:</p><div class=\"frames\">"
+                         + "".join(_img(f, f"{m['label']} {clip['name']} frame {i + 1}") for i, f in enumerate(clip["frames"][:HTML_VIDEO_FRAMES]))
                          + "</div>")
     if report["notes"]:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in report["notes"]) + "</ul>")

@@ -27,8 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gatys-style-weight", type=float, default=10.0, help="Gatys style weight (content weight 1)")
     p.add_argument("--gatys-init", choices=("content", "noise"), default="content", help="Gatys start image")
     p.add_argument("--seed", type=int, default=0, help="seed for Gatys' noise start")
-    p.add_argument("--video", type=Path, default=None, help="video file or frame folder for the temporal metrics")
-    p.add_argument("--video-frames", type=int, default=20, help="first N frames of --video (default 20)")
+    p.add_argument("--video", dest="videos", type=Path, action="append", default=[],
+                   help="video file or frame folder for the temporal metrics; repeat for several clips")
+    p.add_argument("--video-frames", type=int, default=20, help="first N frames of each --video (default 20)")
     p.add_argument("--video-style", type=Path, default=None, help="style for the video (default: the first style)")
     p.add_argument("--no-art-fid", action="store_true", help="skip ArtFID/FID even if art-fid is installed")
     p.add_argument("--overwrite", action="store_true", help="recompute cached outputs")
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         encoder=args.encoder or DEFAULT_ENCODER, perceptual=args.perceptual, image_format=args.image_format,
         gatys=GatysConfig(steps=args.gatys_steps, optimizer=args.gatys_optimizer, learning_rate=args.gatys_lr, style_weight=args.gatys_style_weight,
                           init=args.gatys_init, seed=args.seed),
-        video=args.video, video_frames=args.video_frames, video_style=args.video_style, art_fid=not args.no_art_fid,
+        videos=args.videos, video_frames=args.video_frames, video_style=args.video_style, art_fid=not args.no_art_fid,
         overwrite=args.overwrite, device=args.device, progress=not args.no_progress)
     report = evaluate(config)
     print(markdown_report(report))
