@@ -644,7 +644,7 @@ def _arrow(name: str) -> str:
     return " ↓" if name.endswith("_content") else ""
 
 
-def _video_rows(report: dict) -> list[tuple[str, list[str]]]:
+def _video_rows(report: dict) -> list[tuple[str, list[list[str]]]]:
     """Per ratio (adjacent distance, warping error): a header and one row per method, cells as text."""
     names = [clip["name"] for clip in report["videos"]]
     tables = []
