@@ -231,12 +231,28 @@ def test_style_size_resizes_files_but_not_tensors(stylizer, tmp_path):
 
     Image.new("RGB", (64, 48), (10, 200, 30)).save(tmp_path / "s.png")
     assert effective_style_size("auto", tmp_path / "s.png") == DEFAULT_STYLE_SIZE == 512
+    assert effective_style_size("auto", tmp_path / "s.png", auto_size=256) == 256
     assert effective_style_size("auto", torch.rand(1, 3, 8, 8)) is None
     assert stylizer.prepare_style(tmp_path / "s.png", style_size=32).size == (32, 43)
     assert stylizer.prepare_style(torch.rand(1, 3, 48, 64)).size == (48, 64)
     assert stylizer.prepare_style(torch.rand(1, 3, 48, 64), style_size=40).size == (40, 53)
     with pytest.raises(IecastError):
         effective_style_size(8, torch.rand(1, 3, 8, 8))
+
+
+def test_auto_style_size_is_the_models_training_scale(network, tmp_path):
+    from PIL import Image
+
+    from iecast.weights import load_stylizer, save_stylizer
+
+    Image.new("RGB", (90, 60), (10, 200, 30)).save(tmp_path / "s.png")
+    assert Stylizer(network).training_style_size == 512  # no record: the release's scale
+    for config, expected in (({"resize": 256, "crop": 128}, 256), ({"resize": 512}, 512), ({}, 512), ({"resize": "x"}, 512)):
+        path = save_stylizer(tmp_path / "m.safetensors", network, network.encoder.source, config=config)
+        trained = Stylizer(load_stylizer(path, encoder=network.encoder))
+        assert trained.training_style_size == expected
+        assert trained.prepare_style(tmp_path / "s.png").size == (expected, expected * 3 // 2)
+        assert trained.prepare_style(tmp_path / "s.png", style_size=None).size == (60, 90)
 
 
 @pytest.mark.parametrize("alpha", [-0.1, 1.5, float("nan")])

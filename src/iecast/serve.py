@@ -193,12 +193,13 @@ def color_modes(stylizer: Any) -> tuple[str, ...]:
     return tuple(PRESERVE_COLOR_MODES)
 
 
-def expected_style_hw(style: Image.Image, style_size: int | str | None = "auto") -> tuple[int, int]:
+def expected_style_hw(style: Image.Image, style_size: int | str | None = "auto", auto_size: int | None = None) -> tuple[int, int]:
     """The size the stylizer will encode a PIL style at (`style_size` pixels on the shorter side;
-    "auto": the library's `DEFAULT_STYLE_SIZE` where it has one; None: as given). Only for the progress estimate."""
+    "auto": `auto_size`, else the library's `DEFAULT_STYLE_SIZE` where it has one; None: as given).
+    Only for the progress estimate."""
     import iecast.stylizer
 
-    shorter = getattr(iecast.stylizer, "DEFAULT_STYLE_SIZE", None) if style_size == "auto" else style_size
+    shorter = (auto_size or getattr(iecast.stylizer, "DEFAULT_STYLE_SIZE", None)) if style_size == "auto" else style_size
     if not shorter:
         return style.height, style.width
     scale = shorter / min(style.size)
@@ -422,7 +423,8 @@ class StylizeService:
         total = None
         if self.progress is not None:
             total = self.progress.estimate((content.height, content.width),
-                                           expected_style_hw(style, kwargs.get("style_size", "auto")), job.alpha)
+                                           expected_style_hw(style, kwargs.get("style_size", "auto"),
+                                                             getattr(self.stylizer, "training_style_size", None)), job.alpha)
         if total is not None:
             with self.progress.track(total, lambda share: setattr(job, "progress", 0.97 * share)):
                 result = self.stylizer.stylize(content, style, **kwargs)

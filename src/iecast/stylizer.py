@@ -10,12 +10,13 @@ style (`prepare_style`) and can be reused over many contents or video frames.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence, Union
+from typing import Iterator, Mapping, Sequence, Union
 
 import numpy as np
 import torch
@@ -34,8 +35,8 @@ ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor]
 PAD_MULTIPLE = 16  # the encoder's total stride (relu5_1): padded sizes keep pooling exact
 MIN_PADDED_SIDE = 32  # relu5_1 needs at least 2x2 positions for its reflection padding
 MIN_SIDE = 16  # smaller inputs are refused rather than guessed at
-DEFAULT_STYLE_SIZE = 512  # shorter side of the style, the scale training saw (see README)
-StyleSize = Union[int, None, str]  # pixels, None (keep), or "auto": DEFAULT_STYLE_SIZE for files/PIL, keep tensors
+DEFAULT_STYLE_SIZE = 512  # the release's style scale (512x512 resize), for models that do not record theirs
+StyleSize = Union[int, None, str]  # pixels, None (keep), or "auto": the model's training scale for files/PIL, keep tensors
 MAX_PIXELS = 100_000_000  # refuse larger images (decompression bombs) unless raised
 QUERY_CHUNK = 16384  # content positions per attention call: bounds the transform's memory
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -108,10 +109,20 @@ def load_as_tensor(image: ImageLike, what: str = "image", max_pixels: int | None
         return pil_to_tensor(load_image(image, max_pixels=max_pixels))
 
 
-def effective_style_size(style_size: StyleSize, style: object) -> int | None:
-    """'auto' resizes files and PIL images to DEFAULT_STYLE_SIZE and keeps tensors as given."""
+def training_style_size(metadata: Mapping[str, str] | None) -> int:
+    """The shorter side styles had in training: the trainer's `resize`, as recorded in a stylizer
+    file's header; DEFAULT_STYLE_SIZE (the release's) when the header does not say."""
+    try:
+        size = json.loads((metadata or {}).get("config") or "{}").get("resize")
+    except (ValueError, AttributeError):
+        return DEFAULT_STYLE_SIZE
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= MIN_SIDE else DEFAULT_STYLE_SIZE
+
+
+def effective_style_size(style_size: StyleSize, style: object, auto_size: int = DEFAULT_STYLE_SIZE) -> int | None:
+    """'auto' resizes files and PIL images to `auto_size` (the model's training scale) and keeps tensors as given."""
     if style_size == "auto":
-        return None if isinstance(style, torch.Tensor) else DEFAULT_STYLE_SIZE
+        return None if isinstance(style, torch.Tensor) else auto_size
     if style_size is not None and (isinstance(style_size, str) or style_size < MIN_SIDE):
         raise IecastError(f"style size must be 'auto', None or at least {MIN_SIDE} pixels (got {style_size!r})")
     return style_size
@@ -205,6 +216,7 @@ class Stylizer:
         self.taps = ("relu4_1", "relu5_1") if self.network.needed_tap == "relu5_1" else ("relu4_1",)
         self._sanet = getattr(self.network.transform, "kind", None) == "sanet"
         self._decoder_halo = decoder_halo(self.network.decoder.layers, extra_convs=1 if self._sanet else 0)
+        self.training_style_size = training_style_size(getattr(self.network, "metadata", None))
 
     @property
     def encoder_id(self) -> str:
@@ -246,7 +258,7 @@ class Stylizer:
     def prepare_style(self, style: ImageLike | PreparedStyle, style_size: StyleSize = "auto",
                       match_colors_of: torch.Tensor | None = None, max_pixels: int | None = MAX_PIXELS) -> PreparedStyle:
         """Encode a style once, resized so its shorter side is `style_size` (None keeps its size;
-        'auto' is DEFAULT_STYLE_SIZE for files and PIL images and keeps tensors as given).
+        'auto' is the model's `training_style_size` for files and PIL images and keeps tensors as given).
 
         `match_colors_of` (a content tensor) recolours the style to that content's colour
         statistics first (the 'histogram' colour mode).
@@ -254,7 +266,7 @@ class Stylizer:
         if isinstance(style, PreparedStyle):
             return style
         label = _label(style, "style")
-        size = effective_style_size(style_size, style)
+        size = effective_style_size(style_size, style, self.training_style_size)
         s = load_as_tensor(style, label, max_pixels)[:1]
         _check_min_side(s, label)
         s = resize_shorter_side(s, size)
@@ -280,8 +292,9 @@ class Stylizer:
         - `preserve_color`: 'luminance' keeps the content's chroma, 'histogram' recolours the
           styles to the content's colour statistics before stylizing.
         - `content_size` / `style_size`: resize so the shorter side has that many pixels
-          (None keeps the size). `style_size='auto'` resizes style files and PIL images to 512,
-          the scale the model was trained at, and takes style tensors as given.
+          (None keeps the size). `style_size='auto'` resizes style files and PIL images to
+          `training_style_size`, the scale the model was trained at (512 for the release's
+          preset, 256 for `cpu-small`), and takes style tensors as given.
         - `tile`: 'auto' (tile large images), None (never) or a tile side in pixels.
 
         Paths and PIL images give a PIL image; tensors (N or 1, 3, H, W) in [0, 1] give a tensor.
@@ -313,7 +326,7 @@ class Stylizer:
         for one in c.split(1):
             prepared = shared if shared is not None else \
                 [self.prepare_style(s, style_size, one, max_pixels) for s in styles]
-            identity_size = DEFAULT_STYLE_SIZE if style_size == "auto" else style_size
+            identity_size = self.training_style_size if style_size == "auto" else style_size
             out = self.stylize_prepared(one, prepared, alpha, blend, mask_maps, identity_size, tile)
             if preserve_color == "luminance":
                 out = transfer_luminance(out, one.to(out.device))

@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-side", type=int, default=1024, help="largest output side offered, in pixels")
     p.add_argument("--queue", type=int, default=4, help="jobs allowed to wait; more get 503 'busy'")
     p.add_argument("--style-size", default="auto",
-                   help="shorter side the style is resized to: pixels, 'none' (keep), or 'auto' (the library's default)")
+                   help="shorter side the style is resized to: pixels, 'none' (keep), or 'auto' (the scale the model was trained at)")
     p.set_defaults(func=run)
 
 

@@ -26,7 +26,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_control_arguments(p: argparse.ArgumentParser) -> None:
-    from iecast.stylizer import DEFAULT_STYLE_SIZE, MAX_PIXELS
+    from iecast.stylizer import MAX_PIXELS
 
     p.add_argument("--alpha", type=float, default=1.0, help="stylization strength in [0, 1] (0 = content)")
     p.add_argument("--style-weights", type=float, nargs="+", metavar="W",
@@ -36,8 +36,9 @@ def add_control_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preserve-color", choices=["luminance", "histogram"],
                    help="luminance: keep the content's colours; histogram: recolour the style to the content's first")
     p.add_argument("--content-size", type=int, metavar="PX", help="resize the content's shorter side first")
-    p.add_argument("--style-size", type=int, default=DEFAULT_STYLE_SIZE, metavar="PX",
-                   help=f"resize the style's shorter side (default {DEFAULT_STYLE_SIZE}, the training scale; 0 = keep)")
+    p.add_argument("--style-size", type=int, default=None, metavar="PX",
+                   help="resize the style's shorter side (default: the scale the model was trained at, "
+                        "e.g. 512 for the release, 256 for the shipped default; 0 = keep)")
     p.add_argument("--tile", default="auto", metavar="auto|none|PX",
                    help="process large images in overlapping tiles of PX pixels "
                         "(auto: 2048 px tiles for images over 2048x2048 pixels)")
@@ -68,7 +69,7 @@ def control_kwargs(args: argparse.Namespace) -> dict:
         raise IecastError(f"--style-size must be 0 (keep) or at least 16 (got {args.style_size})")
     return {
         "alpha": args.alpha, "preserve_color": args.preserve_color, "content_size": args.content_size,
-        "style_size": args.style_size or None, "tile": parse_tile(args.tile), "max_pixels": args.max_pixels,
+        "style_size": "auto" if args.style_size is None else args.style_size or None, "tile": parse_tile(args.tile), "max_pixels": args.max_pixels,
     }
 
 
