@@ -379,14 +379,14 @@ def evaluate(config: EvalConfig) -> dict:
     styles = list_images(config.styles, config.limit, "style image")
     specs = [parse_method(m) for m in config.methods]
     labels = [s.label for s in specs]
-    if len(set(labels)) != len(labels):
-        dup = next(label for label in labels if labels.count(label) > 1)
+    dup = _first_duplicate(labels)
+    if dup is not None:
         raise IecastError(f"two methods share the label {dup!r}; name them with label=spec")
     if "inputs" in labels:
         raise IecastError("'inputs' is reserved for the input images; pick another method label")
     clip_names = [video_name(v) for v in config.videos]
-    if len(set(clip_names)) != len(clip_names):
-        dup = next(n for n in clip_names if clip_names.count(n) > 1)
+    dup = _first_duplicate(clip_names)
+    if dup is not None:
         raise IecastError(f"two videos share the name {dup!r}; their cached outputs would collide")
     clips = {name: load_frames(v, config.video_frames) for name, v in zip(clip_names, config.videos)}
     video_style = Path(config.video_style) if config.video_style is not None else styles[0]
@@ -493,6 +493,11 @@ def evaluate(config: EvalConfig) -> dict:
     return report
 
 
+def _first_duplicate(names: Sequence[str]) -> str | None:
+    """The first name that occurs more than once, or None."""
+    return next((n for n in names if names.count(n) > 1), None)
+
+
 def video_name(source: str | os.PathLike) -> str:
     """A clip's name in reports and cache folders: the file's stem or the frame folder's name."""
     path = Path(source)
@@ -509,20 +514,21 @@ def _evaluate_videos(config: EvalConfig, methods: list[Method], method_reports: 
     """
     from tqdm.auto import tqdm
 
+    for r in method_reports:
+        r["videos"], r["video_summary"] = None, None
+    if not clips:
+        return []
     out = Path(config.out)
     raw_clips = {name: frames_tensor([fit_within(f, config.size) for f in frames]) for name, frames in clips.items()}
-    style = _load_resized(style_path, config.size) if clips else None
+    style = _load_resized(style_path, config.size)
     result = []
     for (name, raw), source in zip(raw_clips.items(), config.videos):
         result.append({"name": name, "source": str(source), "frames": raw.shape[0], "style": str(style_path),
                        "raw": {"perceptual_mean": float(metrics.adjacent_distances(raw, distance).mean()),
                                "warping_error": float(metrics.warping_errors(raw, raw).mean())},
                        "distance": distance.name})
-    runnable = [(m, r) for m, r in zip(methods, method_reports) if m.stylize is not None and clips]
-    for m, r in zip(methods, method_reports):
-        r["videos"], r["video_summary"] = None, None
-        if m.stylize is None and clips:
-            notes.append(f"{m.label}: precomputed folder, no video outputs to measure")
+    runnable = [(m, r) for m, r in zip(methods, method_reports) if m.stylize is not None]
+    notes.extend(f"{m.label}: precomputed folder, no video outputs to measure" for m in methods if m.stylize is None)
     total = len(runnable) * sum(raw.shape[0] for raw in raw_clips.values())
     with tqdm(total=total, desc="video", unit="frame", disable=not config.progress) as bar:
         for m, r in runnable:
