@@ -1,6 +1,7 @@
 """ONNX and TorchScript export: parity with PyTorch at two sizes, runs without iecast, CLI."""
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import torch
 from deploy_helpers import random_network, save_random_stylizer
 from iecast import IecastError
 from iecast.cli import main as cli_main
-from iecast.export import export_onnx, export_torchscript, run_exported
+from iecast.export import export_metadata, export_onnx, export_torchscript, run_exported
 from iecast.stylizer import Stylizer
 from iecast.weights import DEFAULT_ENCODER
 
@@ -122,8 +123,17 @@ def test_onnx_graph_declares_dynamic_sizes_and_metadata(exported):
     assert dims == {"content": [1, 3, "height", "width"], "style": [1, 3, "style_height", "style_width"], "alpha": [1]}
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["encoder"] == DEFAULT_ENCODER and meta["precision"] == "float32"
+    assert meta["style_size"] == "512"  # a network without a recorded training scale: the release's
     ops = {node.op_type for node in model.graph.node}
     assert {"Conv", "Softmax", "MaxPool", "Pad"} <= ops
+
+
+def test_metadata_records_the_training_style_scale(network):
+    """The trainer's `resize` from the stylizer file's header becomes the export's `style_size`."""
+    trained = copy.copy(network)
+    trained.metadata = {"config": json.dumps({"resize": 256, "crop": 128})}
+    assert export_metadata(trained, fp16=True)["style_size"] == "256"
+    assert export_metadata(network, fp16=False)["style_size"] == "512"
 
 
 def test_fp16_onnx(network, tmp_path):

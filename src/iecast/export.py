@@ -8,6 +8,10 @@ does around the network, so a runtime needs nothing from iecast:
              alpha   (1,) float32 in [0, 1]               stylization strength
     output   output  (1, 3, H, W) float32 RGB in [0, 1]
 
+The file's metadata records the encoder, the precision and `style_size`, the shorter side
+styles had in training: the graph takes any style size, and the library resizes styles to
+that one ('auto'), so a runtime should too for the same results.
+
 Inside: the content is reflection-padded to a multiple of 16 (computed from its runtime shape),
 stylized, cropped back to (H, W) and clamped. `alpha` blends T(c, s) with T(c, c) at the
 feature level like `StyleTransferNetwork.forward`; the graph always computes both (a traced
@@ -35,7 +39,7 @@ import torch.nn.functional as F
 from iecast import __version__
 from iecast.errors import IecastError
 from iecast.models.network import StyleTransferNetwork
-from iecast.stylizer import PAD_MULTIPLE, Stylizer
+from iecast.stylizer import PAD_MULTIPLE, Stylizer, training_style_size
 
 ONNX_OPSET = 17
 INPUT_NAMES = ("content", "style", "alpha")
@@ -86,7 +90,9 @@ def export_metadata(network: StyleTransferNetwork, fp16: bool) -> dict[str, str]
         "encoder": str(getattr(network, "encoder_id", getattr(network.encoder, "source", "unknown"))),
         "transform": str(getattr(network.transform, "kind", "unknown")),
         "precision": "float16" if fp16 else "float32",
-        "inputs": "content (1,3,H,W) and style (1,3,Hs,Ws): float32 RGB in [0,1], sides >= 17; alpha (1,): float32 in [0,1]",
+        "style_size": str(training_style_size(getattr(network, "metadata", None))),
+        "inputs": ("content (1,3,H,W) and style (1,3,Hs,Ws): float32 RGB in [0,1], sides >= 17, the style's shorter side "
+                   "best at style_size (the model's training scale); alpha (1,): float32 in [0,1]"),
         "output": "output (1,3,H,W): float32 RGB in [0,1]",
     }
 
