@@ -255,6 +255,20 @@ def test_auto_style_size_is_the_models_training_scale(network, tmp_path):
         assert trained.prepare_style(tmp_path / "s.png", style_size=None).size == (60, 90)
 
 
+def test_identity_keys_follow_the_training_scale(network, tmp_path):
+    """With alpha < 1 the content's own keys come from the content at the model's training scale."""
+    from iecast.weights import load_stylizer, save_stylizer
+
+    path = save_stylizer(tmp_path / "m.safetensors", network, network.encoder.source, config={"resize": 32})
+    trained = Stylizer(load_stylizer(path, encoder=network.encoder))
+    content, style = images((64, 64), (48, 48), seed=3)
+    prepared = [trained.prepare_style(style)]
+    auto = trained.stylize_prepared(content, prepared, alpha=0.5)
+    assert torch.equal(auto, trained.stylize_prepared(content, prepared, alpha=0.5, identity_size=32))
+    assert (auto - trained.stylize_prepared(content, prepared, alpha=0.5, identity_size=None)).abs().max() > 1e-3
+    assert torch.equal(trained.stylize(content, style, alpha=0.5), auto)
+
+
 @pytest.mark.parametrize("alpha", [-0.1, 1.5, float("nan")])
 def test_alpha_outside_unit_interval_is_an_error(stylizer, alpha):
     content, style = images((32, 32), (32, 32))

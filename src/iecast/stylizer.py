@@ -326,8 +326,7 @@ class Stylizer:
         for one in c.split(1):
             prepared = shared if shared is not None else \
                 [self.prepare_style(s, style_size, one, max_pixels) for s in styles]
-            identity_size = self.training_style_size if style_size == "auto" else style_size
-            out = self.stylize_prepared(one, prepared, alpha, blend, mask_maps, identity_size, tile)
+            out = self.stylize_prepared(one, prepared, alpha, blend, mask_maps, style_size, tile)
             if preserve_color == "luminance":
                 out = transfer_luminance(out, one.to(out.device))
             outputs.append(out)
@@ -339,13 +338,16 @@ class Stylizer:
     @torch.inference_mode()
     def stylize_prepared(self, content: torch.Tensor, styles: Sequence[PreparedStyle], alpha: float = 1.0,
                          style_weights: Sequence[float] | None = None, masks: torch.Tensor | None = None,
-                         identity_size: int | None = DEFAULT_STYLE_SIZE, tile: int | str | None = "auto") -> torch.Tensor:
+                         identity_size: StyleSize = "auto", tile: int | str | None = "auto") -> torch.Tensor:
         """The core pass on one (1, 3, H, W) content tensor with prepared styles; returns (1, 3, H, W) in [0, 1].
 
         `masks` is (len(styles), 1, H, W) of 0/1. The content's own keys (for alpha < 1 and
         uncovered mask areas) come from the content downscaled so its shorter side is at most
-        `identity_size`, which bounds their cost on large images.
+        `identity_size` ('auto': the model's `training_style_size`, as for styles; None: full
+        size), which bounds their cost on large images.
         """
+        if identity_size == "auto":
+            identity_size = self.training_style_size
         height, width = content.shape[-2:]
         blend = list(style_weights) if style_weights is not None else [1.0 / len(styles)] * len(styles)
         tile_px = choose_tile(height, width, tile)
