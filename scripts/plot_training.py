@@ -2,6 +2,11 @@
 
     python scripts/plot_training.py runs/default/log.jsonl -o docs/default_model/training_curves.png
     python scripts/plot_training.py runs/default/log.jsonl --check 300   # the "it learns" figures
+    python scripts/plot_training.py --compare IEContraAST=runs/a/log.jsonl SANet=runs/b/log.jsonl --until 2190 -o cmp.png
+
+`--compare` overlays several runs (one log each) on the terms they share, as 50-iteration
+moving averages: runs with the same seed and data see the same batches, so the curves compare
+directly.
 
 `--check N` prints, per term, the mean over iterations 1-50 and over N-49..N (whatever the
 run's log_every) and the change between them (the training issue's test: content and style
@@ -30,10 +35,21 @@ def read_log(paths: list[Path]) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("logs", type=Path, nargs="+")
+    parser.add_argument("logs", type=Path, nargs="*")
     parser.add_argument("-o", "--out", type=Path, help="PNG of the curves")
     parser.add_argument("--check", type=int, metavar="N", help="print the means of iterations 1-50 vs N-49..N")
+    parser.add_argument("--compare", nargs="+", metavar="LABEL=LOG", help="overlay these runs instead (needs -o)")
+    parser.add_argument("--until", type=int, metavar="N", help="with --compare: only iterations up to N")
     args = parser.parse_args()
+    if args.compare:
+        if not args.out:
+            parser.error("--compare needs -o")
+        runs = {label: [e for e in read_log([Path(path)]) if args.until is None or e["iteration"] <= args.until]
+                for label, _, path in (item.partition("=") for item in args.compare)}
+        plot_compare(runs, args.out)
+        return
+    if not args.logs:
+        parser.error("give a log, or --compare")
     entries = read_log(args.logs)
     if args.check:
         print_check(entries, args.check)
@@ -74,6 +90,30 @@ def plot(entries: list[dict], out: Path) -> None:
         ax.set_xlabel("iteration", fontsize=8)
     for ax in list(axes.flat)[len(terms):]:
         ax.axis("off")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90)
+    print(out)
+
+
+def plot_compare(runs: dict[str, list[dict]], out: Path, window: int = 50) -> None:
+    """The terms every run logs, one panel each, one moving-average line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    terms = [t for t in TERMS if t != "total" and all(any(t in e for e in entries) for entries in runs.values())]
+    fig, axes = plt.subplots(1, len(terms), figsize=(4 * len(terms), 3), squeeze=False)
+    for ax, term in zip(axes.flat, terms):
+        for label, entries in runs.items():
+            xs = [e["iteration"] for e in entries if term in e]
+            ys = [e[term] for e in entries if term in e]
+            k = min(window, len(ys))
+            ax.plot(xs[k - 1:], [sum(ys[i - k + 1:i + 1]) / k for i in range(k - 1, len(ys))], lw=1.4, label=label)
+        ax.set_title(f"{term} ({window}-iteration mean)", fontsize=10)
+        ax.set_xlabel("iteration", fontsize=8)
+    axes.flat[0].legend(fontsize=8)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=90)
