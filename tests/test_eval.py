@@ -134,6 +134,27 @@ def test_report_files_are_valid(full_run):
     assert "| method | video | video_rev | mean ± 95% |" in markdown
 
 
+def test_paired_differences_to_the_first_method(full_run):
+    """Each later method's per-pair (and per-clip) difference to the first, recomputed here."""
+    out, report = full_run
+    reference, *others = json.loads((out / "report.json").read_text())["methods"]
+    assert reference["paired"] is None
+    ref_pairs = {(p["content"], p["style"]): p["metrics"] for p in reference["pairs"]}
+    for m in others:
+        assert m["paired"]["against"] == reference["label"]
+        for key, summary in m["paired"]["summary"].items():
+            diffs = [p["metrics"][key] - ref_pairs[(p["content"], p["style"])][key] for p in m["pairs"]]
+            assert summary == mean_ci95(diffs)
+            # the difference of means equals the mean of differences; the interval is the paired one
+            assert summary["mean"] == pytest.approx(m["summary"][key]["mean"] - reference["summary"][key]["mean"])
+        ratios = [mine["ratio"] - theirs["ratio"] for mine, theirs in zip(m["videos"], reference["videos"])]
+        assert m["paired"]["video_summary"]["ratio"] == mean_ci95(ratios)
+    markdown = (out / "report.md").read_text()
+    assert "Paired differences to `iecast-random_sanet`" in markdown
+    delta = others[0]["paired"]["summary"]["content_loss"]["mean"]
+    assert f"| adain | {delta:+.3g}" in markdown
+
+
 def test_outputs_are_cached(full_run, data, stylizer_files, monkeypatch):
     out, report = full_run
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*_stylized_*.png")}

@@ -9,6 +9,10 @@ Methods (`--method`, optionally `label=spec`):
 - `official:<dir>`: the authors' decoder_iter_*.pth, transformer_iter_*.pth and vgg_normalised.pth;
 - `gatys`: Gatys et al. optimisation with the metric encoder (`iecast.gatys`);
 - `folder:<dir>`: precomputed outputs named `<content>_stylized_<style>.<ext>` from any other tool.
+
+The first method is the reference: every other method also gets its paired difference to it
+(per pair and per clip, mean and 95% interval), which separates methods whose per-method
+intervals overlap only because the pairs vary.
 """
 from __future__ import annotations
 
@@ -473,6 +477,7 @@ def evaluate(config: EvalConfig) -> dict:
         notes.append(f"ArtFID/FID not computed: {method_reports[0]['art_fid']['reason']}")
 
     video_report = _evaluate_videos(config, methods, method_reports, clips, video_style, distance, notes)
+    add_paired_differences(method_reports)
 
     report = {
         "format": REPORT_FORMAT,
@@ -502,6 +507,27 @@ def video_name(source: str | os.PathLike) -> str:
     """A clip's name in reports and cache folders: the file's stem or the frame folder's name."""
     path = Path(source)
     return _safe_label(path.stem if path.is_file() else path.name)
+
+
+def add_paired_differences(method_reports: list[dict]) -> None:
+    """Give every method after the first its difference to the first on the same pairs and clips.
+
+    Pairs differ far more in difficulty than methods do, so per-method intervals overlap even
+    where one method is better on nearly every pair; the interval of the per-pair difference
+    (method minus reference) shows that. One that excludes 0 is a difference on these pairs.
+    """
+    reference = method_reports[0]
+    reference["paired"] = None
+    ref_pairs = {(p["content"], p["style"]): p["metrics"] for p in reference["pairs"]}
+    ref_clips = {clip["name"]: clip for clip in reference.get("videos") or []}
+    for r in method_reports[1:]:
+        shared = [(p["metrics"], ref_pairs[(p["content"], p["style"])]) for p in r["pairs"] if (p["content"], p["style"]) in ref_pairs]
+        summary = {k: mean_ci95([mine[k] - theirs[k] for mine, theirs in shared]) for k in r["pairs"][0]["metrics"]}
+        clips = [(clip, ref_clips[clip["name"]]) for clip in r.get("videos") or [] if clip["name"] in ref_clips]
+        video = {key: mean_ci95([mine[key] - theirs[key] for mine, theirs in clips
+                                 if mine[key] is not None and theirs[key] is not None])
+                 for key in ("ratio", "warping_ratio")} if clips else None
+        r["paired"] = {"against": reference["label"], "summary": summary, "video_summary": video}
 
 
 def _evaluate_videos(config: EvalConfig, methods: list[Method], method_reports: list[dict],
@@ -622,6 +648,10 @@ REPORT_SCHEMA: dict = {
                     "name", "frames", "perceptual_mean", "perceptual_raw", "ratio", "warping_error", "warping_ratio"]}}]},
                 "video_summary": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["ratio", "warping_ratio"],
                                                                "additionalProperties": _summary_schema()}]},
+                "paired": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["against", "summary", "video_summary"], "properties": {
+                    "against": {"type": "string"},
+                    "summary": {"type": "object", "additionalProperties": _summary_schema()},
+                    "video_summary": {"oneOf": [{"type": "null"}, {"type": "object", "additionalProperties": _summary_schema()}]}}}]},
             }}},
         "videos": {"type": "array", "items": {"type": "object", "required": ["name", "source", "frames", "style", "raw", "distance"]}},
         "notes": {"type": "array", "items": {"type": "string"}},
@@ -629,10 +659,10 @@ REPORT_SCHEMA: dict = {
 }
 
 
-def _fmt(summary: dict, digits: int = 4) -> str:
+def _fmt(summary: dict, digits: int = 4, signed: bool = False) -> str:
     if summary["mean"] is None:
         return "-"
-    text = f"{summary['mean']:.{digits}g}"
+    text = f"{summary['mean']:{'+' if signed else ''}.{digits}g}"
     if summary["ci95"] is not None:
         text += f" ± {(summary['ci95'][1] - summary['ci95'][0]) / 2:.{max(digits - 1, 1)}g}"
     return text
@@ -662,6 +692,27 @@ def _video_rows(report: dict) -> list[tuple[str, list[list[str]]]]:
                 rows.append([m["label"], *cells, _fmt(m["video_summary"][key], 3)])
         tables.append((title, [["method", *names, "mean ± 95%"], *rows]))
     return tables
+
+
+def _paired_rows(report: dict) -> list[list[str]]:
+    """Header and one row per compared method: the paired differences to the first method, as text."""
+    compared = [m for m in report["methods"] if m.get("paired")]
+    if not compared:
+        return []
+    columns = list(compared[0]["paired"]["summary"])
+    video_keys = [k for k in ("ratio", "warping_ratio") if any((m["paired"]["video_summary"] or {}).get(k) for m in compared)]
+    header = ["method", *(f"{c}{_arrow(c)}" for c in columns), *(f"video {k.replace('_', ' ')} ↓" for k in video_keys)]
+    rows = [[m["label"], *(_fmt(m["paired"]["summary"][c], 3, signed=True) for c in columns),
+             *(_fmt(m["paired"]["video_summary"][k], 3, signed=True) if m["paired"]["video_summary"] else "-" for k in video_keys)]
+            for m in compared]
+    return [header, *rows]
+
+
+def _paired_caption(report: dict) -> str:
+    reference = report["methods"][0]["label"]
+    return (f"Paired differences to `{reference}`: each method minus `{reference}` on the same pairs (and clips), "
+            "mean ± 95% half-width. An interval that excludes 0 is a difference on these pairs; the arrows say "
+            "which sign is better.")
 
 
 def _markdown_video(report: dict) -> list[str]:
@@ -714,6 +765,11 @@ def markdown_report(report: dict) -> str:
     for m in report["methods"]:
         a = m["art_fid"]
         lines.append(f"| {m['label']} | {a['art_fid']:.4g} | {a['fid']:.4g} |" if a["available"] else f"| {m['label']} | n/a | n/a |")
+    paired = _paired_rows(report)
+    if paired:
+        header, *rows = paired
+        lines += ["", _paired_caption(report), "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += _markdown_video(report)
     lines += ["", "## Methods", ""]
     for m in report["methods"]:
@@ -745,6 +801,12 @@ def html_report(report: dict) -> str:
     for m in report["methods"]:
         parts.append(f"<tr><td>{esc(m['label'])}</td>" + "".join(f"<td>{esc(_fmt(m['summary'][c]))}</td>" for c in columns) + "</tr>")
     parts.append("</table>")
+    paired = _paired_rows(report)
+    if paired:
+        header, *rows = paired
+        parts.append(f"<p>{esc(_paired_caption(report))}</p><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows]
+        parts.append("</table>")
     parts += _html_video(report)
     for m in report["methods"]:
         outputs = {(p["content"], p["style"]): p for p in m["pairs"]}
