@@ -498,6 +498,9 @@ def evaluate(config: EvalConfig) -> dict:
     return report
 
 
+VIDEO_RATIOS = ("ratio", "warping_ratio")  # per-clip stability measures, each a ratio to the raw clip's own value
+
+
 def _first_duplicate(names: Sequence[str]) -> str | None:
     """The first name that occurs more than once, or None."""
     return next((n for n in names if names.count(n) > 1), None)
@@ -526,7 +529,7 @@ def add_paired_differences(method_reports: list[dict]) -> None:
         clips = [(clip, ref_clips[clip["name"]]) for clip in r.get("videos") or [] if clip["name"] in ref_clips]
         video = {key: mean_ci95([mine[key] - theirs[key] for mine, theirs in clips
                                  if mine[key] is not None and theirs[key] is not None])
-                 for key in ("ratio", "warping_ratio")} if clips else None
+                 for key in VIDEO_RATIOS} if clips else None
         r["paired"] = {"against": reference["label"], "summary": summary, "video_summary": video}
 
 
@@ -581,7 +584,7 @@ def _evaluate_videos(config: EvalConfig, methods: list[Method], method_reports: 
                     "perceptual_mean": stability.stylized, "perceptual_raw": stability.raw, "ratio": _finite(stability.ratio),
                     "warping_error": warp, "warping_ratio": _finite(warp / raw_warp) if raw_warp else None})
             r["video_summary"] = {key: mean_ci95([v[key] for v in r["videos"]])
-                                  for key in ("ratio", "warping_ratio")}
+                                  for key in VIDEO_RATIOS}
     return result
 
 
@@ -694,13 +697,32 @@ def _video_rows(report: dict) -> list[tuple[str, list[list[str]]]]:
     return tables
 
 
+def _raw_clip_rows(report: dict) -> list[list[str]]:
+    """Header and one row per clip: the raw clip's own adjacent distance and warping error (the floors)."""
+    return [["clip", "frames", "raw adjacent distance", "raw warping error"],
+            *([c["name"], str(c["frames"]), f"{c['raw']['perceptual_mean']:.4g}", f"{c['raw']['warping_error']:.4g}"]
+              for c in report["videos"])]
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table's lines from a header and rows of cell text."""
+    return ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"] + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """An HTML table's parts from a header and rows of cell text (escaped here)."""
+    esc = html.escape
+    return (["<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
+            + ["<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows] + ["</table>"])
+
+
 def _paired_rows(report: dict) -> list[list[str]]:
     """Header and one row per compared method: the paired differences to the first method, as text."""
     compared = [m for m in report["methods"] if m.get("paired")]
     if not compared:
         return []
     columns = list(compared[0]["paired"]["summary"])
-    video_keys = [k for k in ("ratio", "warping_ratio") if any((m["paired"]["video_summary"] or {}).get(k) for m in compared)]
+    video_keys = VIDEO_RATIOS if any(m["paired"]["video_summary"] for m in compared) else ()
     header = ["method", *(f"{c}{_arrow(c)}" for c in columns), *(f"video {k.replace('_', ' ')} ↓" for k in video_keys)]
     rows = [[m["label"], *(_fmt(m["paired"]["summary"][c], 3, signed=True) for c in columns),
              *(_fmt(m["paired"]["video_summary"][k], 3, signed=True) if m["paired"]["video_summary"] else "-" for k in video_keys)]
@@ -723,13 +745,11 @@ def _markdown_video(report: dict) -> list[str]:
              f"style `{Path(first['style']).name}`)", "",
              f"Mean `{first['distance']}` distance between adjacent frames and short-term warping error (Farneback "
              "flow on the raw frames, occlusions masked), each as a ratio to the raw clip's own value (the floor; lower "
-             "is more stable). The interval is over clips.", "",
-             "| clip | frames | raw adjacent distance | raw warping error |", "|---|---|---|---|"]
-    lines += [f"| {c['name']} | {c['frames']} | {c['raw']['perceptual_mean']:.4g} | {c['raw']['warping_error']:.4g} |"
-              for c in report["videos"]]
+             "is more stable). The interval is over clips.", ""]
+    header, *rows = _raw_clip_rows(report)
+    lines += _markdown_table(header, rows)
     for title, (header, *rows) in _video_rows(report):
-        lines += ["", f"{title} ↓", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines += ["", f"{title} ↓", ""] + _markdown_table(header, rows)
     return lines
 
 
@@ -737,15 +757,11 @@ def _html_video(report: dict) -> list[str]:
     esc = html.escape
     if not report["videos"]:
         return []
-    parts = ["<h2>Video stability</h2><table><tr><th>clip</th><th>frames</th><th>raw adjacent distance</th>"
-             "<th>raw warping error</th></tr>"]
-    parts += [f"<tr><td>{esc(c['name'])}</td><td>{c['frames']}</td><td>{c['raw']['perceptual_mean']:.4g}</td>"
-              f"<td>{c['raw']['warping_error']:.4g}</td></tr>" for c in report["videos"]]
-    parts.append("</table>")
+    header, *rows = _raw_clip_rows(report)
+    parts = ["<h2>Video stability</h2>", *_html_table(header, rows)]
     for title, (header, *rows) in _video_rows(report):
-        parts.append(f"<p>{esc(title)} &darr;</p><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows]
-        parts.append("</table>")
+        parts.append(f"<p>{esc(title)} &darr;</p>")
+        parts += _html_table(header, rows)
     return parts
 
 
@@ -768,8 +784,7 @@ def markdown_report(report: dict) -> str:
     paired = _paired_rows(report)
     if paired:
         header, *rows = paired
-        lines += ["", _paired_caption(report), "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines += ["", _paired_caption(report), ""] + _markdown_table(header, rows)
     lines += _markdown_video(report)
     lines += ["", "## Methods", ""]
     for m in report["methods"]:
@@ -804,9 +819,8 @@ def html_report(report: dict) -> str:
     paired = _paired_rows(report)
     if paired:
         header, *rows = paired
-        parts.append(f"<p>{esc(_paired_caption(report))}</p><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows]
-        parts.append("</table>")
+        parts.append(f"<p>{esc(_paired_caption(report))}</p>")
+        parts += _html_table(header, rows)
     parts += _html_video(report)
     for m in report["methods"]:
         outputs = {(p["content"], p["style"]): p for p in m["pairs"]}
