@@ -69,55 +69,65 @@ def print_check(entries: list[dict], upto: int, window: int = 50) -> None:
             print(f"  {term:20s} {a:10.4f} -> {b:10.4f}  ({100 * (b - a) / abs(a):+.1f}%)")
 
 
-def plot(entries: list[dict], out: Path) -> None:
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _series(entries: list[dict], term: str) -> tuple[list[int], list[float]]:
+    """Iterations and values of one term, where it was logged."""
+    return [e["iteration"] for e in entries if term in e], [e[term] for e in entries if term in e]
+
+
+def _moving_average(xs: list[int], ys: list[float], k: int) -> tuple[list[int], list[float]]:
+    """The k-point trailing mean, at the iterations where a full window ends."""
+    return xs[k - 1:], [sum(ys[i - k + 1:i + 1]) / k for i in range(k - 1, len(ys))]
+
+
+def _save(fig, out: Path) -> None:
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90)
+    print(out)
+
+
+def plot(entries: list[dict], out: Path) -> None:
+    plt = _pyplot()
     terms = [t for t in TERMS if any(t in e for e in entries)]
     cols = 3
     rows = -(-len(terms) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
     for ax, term in zip(axes.flat, terms):
-        xs = [e["iteration"] for e in entries if term in e]
-        ys = [e[term] for e in entries if term in e]
+        xs, ys = _series(entries, term)
         ax.plot(xs, ys, lw=0.8, alpha=0.5)
         k = 10
         if len(ys) >= k:
-            ax.plot(xs[k - 1:], [sum(ys[i - k + 1:i + 1]) / k for i in range(k - 1, len(ys))], lw=1.6)
+            ax.plot(*_moving_average(xs, ys, k), lw=1.6)
         ax.set_title(term, fontsize=10)
         ax.set_xlabel("iteration", fontsize=8)
     for ax in list(axes.flat)[len(terms):]:
         ax.axis("off")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
-    print(out)
+    _save(fig, out)
 
 
 def plot_compare(runs: dict[str, list[dict]], out: Path, window: int = 50) -> None:
     """The terms every run logs, one panel each, one moving-average line per run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     terms = [t for t in TERMS if t != "total" and all(any(t in e for e in entries) for entries in runs.values())]
     fig, axes = plt.subplots(1, len(terms), figsize=(4 * len(terms), 3), squeeze=False)
     for ax, term in zip(axes.flat, terms):
         for label, entries in runs.items():
-            xs = [e["iteration"] for e in entries if term in e]
-            ys = [e[term] for e in entries if term in e]
-            k = min(window, len(ys))
-            ax.plot(xs[k - 1:], [sum(ys[i - k + 1:i + 1]) / k for i in range(k - 1, len(ys))], lw=1.4, label=label)
+            xs, ys = _series(entries, term)
+            ax.plot(*_moving_average(xs, ys, min(window, len(ys))), lw=1.4, label=label)
         ax.set_title(f"{term} ({window}-iteration mean)", fontsize=10)
         ax.set_xlabel("iteration", fontsize=8)
     axes.flat[0].legend(fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
-    print(out)
+    _save(fig, out)
 
 
 if __name__ == "__main__":
