@@ -2,9 +2,12 @@
 
 Variants (each timed in its own subprocess, interleaved, batch 2h = 8):
 - release-fp32-nchw: the authors' structure: every image of the 2h pairs encoded (duplicates
-  included), identity passes over the whole 2h batch, fp32, NCHW, the default allocator.
-- iecast-fp32: `IEContraASTModel` (each distinct image encoded once, identity passes batched
-  over the h distinct contents and styles), fp32 NCHW, with tcmalloc preloaded when installed.
+  included), identity passes over the whole 2h batch, D run twice in the D step and its weight
+  gradients computed in the G step, statistics by `torch.var`, fp32, NCHW, the default allocator.
+- iecast-fp32: the trainer's step (`IEContraASTModel`, `discriminator_step`, `adversarial_term`):
+  each distinct image encoded once; the identity images decoded and encoded in the stylizations'
+  pass; one D pass per D step; no D weight gradients in the G step; fp32 NCHW, with tcmalloc
+  preloaded when installed.
 - iecast-bf16-cl: the same plus channels_last and bf16 autocast.
 Also prints achieved FLOP/s (FlopCounterMode count of one step / time) against this machine's
 measured matmul peak in the same dtype.
@@ -23,6 +26,19 @@ from pathlib import Path
 
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 VARIANTS = ("release-fp32-nchw", "iecast-fp32", "iecast-bf16-cl")
+
+
+def use_release_statistics() -> None:
+    """Compute feature means and stds with `torch.var`, as the release's calc_mean_std does."""
+    import iecast.functional
+    import iecast.losses
+
+    def mean_std(x, eps=iecast.functional.EPS):
+        n, c = x.shape[:2]
+        var = x.reshape(n, c, -1).var(dim=2) + eps
+        return x.reshape(n, c, -1).mean(dim=2).view(n, c, 1, 1), var.sqrt().view(n, c, 1, 1)
+
+    iecast.functional.mean_std = iecast.losses.mean_std = mean_std
 
 
 def release_step(model, discriminator, contents, styles):
@@ -54,9 +70,9 @@ def run_variant(variant: str, size: int, h: int, steps: int) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from iecast.losses import LossWeights, discriminator_loss, total_generator_loss
+    from iecast.losses import LossWeights, adversarial_loss, discriminator_loss, total_generator_loss
     from iecast.models import MultiScaleDiscriminator
-    from iecast.train import IEContraASTModel
+    from iecast.train import IEContraASTModel, adversarial_term, discriminator_step
     from iecast.weights import DEFAULT_ENCODER, load_encoder
 
     torch.manual_seed(0)
@@ -71,25 +87,35 @@ def run_variant(variant: str, size: int, h: int, steps: int) -> dict:
     contents = torch.rand(h, 3, size, size).contiguous(memory_format=memory)
     styles = torch.rand(h, 3, size, size).contiguous(memory_format=memory)
 
-    def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            if variant.startswith("release"):
-                cs, terms = release_step(model, disc, contents, styles)
-                terms.pop("adversarial")
-            else:
-                cs, terms = model(contents, styles)
-            d_loss = discriminator_loss(disc(styles), disc(cs.detach()))
+    def release():
+        """Two D passes in the D step; in the G step D's weight gradients are computed and dropped."""
+        cs, terms = release_step(model, disc, contents, styles)
+        terms.pop("adversarial")
+        d_loss = discriminator_loss(disc(styles), disc(cs.detach()))
         d_opt.zero_grad()
         d_loss.backward()
         d_opt.step()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            from iecast.losses import adversarial_loss
-
-            terms["adversarial"] = adversarial_loss(disc(cs))
-            total = total_generator_loss(terms, weights)
+        terms["adversarial"] = adversarial_loss(disc(cs))
+        total = total_generator_loss(terms, weights)
         g_opt.zero_grad()
         total.backward()
         g_opt.step()
+
+    def tuned():
+        """The trainer's own pieces (`iecast.train`), as its loop calls them."""
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            cs, terms = model(contents, styles)
+        discriminator_step(disc, d_opt, styles, cs, lambda loss: loss.backward())
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            terms["adversarial"] = adversarial_term(disc, cs)
+            total = total_generator_loss(terms, weights)
+        g_opt.zero_grad(set_to_none=True)
+        total.backward()
+        g_opt.step()
+
+    if variant.startswith("release"):
+        use_release_statistics()
+    step = release if variant.startswith("release") else tuned
 
     counter = FlopCounterMode(display=False)
     with counter:

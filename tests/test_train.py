@@ -219,3 +219,70 @@ def test_kaiming_decoder_init_keeps_activation_scale():
     assert out.shape == (2, 3, 64, 64)
     assert (out - 0.45).abs().max() < 0.05 and out.std() > 1e-4
     assert 0.2 < hidden.pow(2).mean().sqrt() / features.pow(2).mean().sqrt() < 5
+
+
+def test_generator_terms_match_the_release_structure():
+    """The trainer's batched forward (each distinct image encoded once; identity images decoded
+    and encoded with the stylizations) gives the release's terms, where every image of the 2h
+    pairs is encoded and the identity passes run over all 2h pairs (float64, random weights)."""
+    from iecast.losses import (LossWeights, content_contrastive_loss, content_loss, identity_feature_loss,
+                               identity_pixel_loss, pair_ids, style_contrastive_loss, style_loss)
+    from iecast.models import VGGEncoder
+    from iecast.train import IEContraASTModel
+
+    torch.manual_seed(0)
+    h = 3
+    model = IEContraASTModel(VGGEncoder("vgg16"), "sanet", LossWeights()).double()
+    contents, styles = torch.rand(h, 3, 64, 64, dtype=torch.float64), torch.rand(h, 3, 64, 64, dtype=torch.float64)
+    cs, terms = model(contents, styles)
+
+    enc, tr, dec = model.encoder, model.transform, model.decoder
+    style_ids, content_ids = pair_ids(h)
+    c, s = contents[content_ids], styles[style_ids]
+    with torch.no_grad():
+        c_feats, s_feats = enc(c), enc(s)
+        expected_cs = dec(tr(c_feats, s_feats))
+        cs_feats = enc(expected_cs)
+        i_cc, i_ss = dec(tr(c_feats, c_feats)), dec(tr(s_feats, s_feats))
+        expected = {
+            "content": content_loss(cs_feats, c_feats), "style": style_loss(cs_feats, s_feats),
+            "identity_pixel": identity_pixel_loss(i_cc, c, i_ss, s),
+            "identity_feature": identity_feature_loss(enc(i_cc), c_feats, enc(i_ss), s_feats),
+            "contrastive_style": style_contrastive_loss(model.style_head(cs_feats["relu3_1"]), h),
+            "contrastive_content": content_contrastive_loss(model.content_head(cs_feats["relu4_1"]), h),
+        }
+    assert torch.allclose(cs, expected_cs, rtol=1e-10, atol=1e-12)
+    assert set(terms) == set(expected)
+    for name, value in expected.items():
+        assert terms[name].item() == pytest.approx(value.item(), rel=1e-9), name
+
+
+def test_discriminator_step_is_the_two_pass_update_and_the_g_side_leaves_d_alone():
+    from copy import deepcopy
+
+    from iecast.losses import discriminator_loss
+    from iecast.models import MultiScaleDiscriminator
+    from iecast.train import adversarial_term, discriminator_step
+
+    torch.manual_seed(0)
+    disc = MultiScaleDiscriminator().double()
+    twin = deepcopy(disc)
+    styles = torch.rand(2, 3, 128, 128, dtype=torch.float64)
+    stylizations = torch.rand(4, 3, 128, 128, dtype=torch.float64, requires_grad=True)
+
+    loss = discriminator_step(disc, torch.optim.SGD(disc.parameters(), lr=0.1), styles, stylizations)
+    expected = discriminator_loss(twin(styles), twin(stylizations.detach()))
+    expected.backward()
+    with torch.no_grad():
+        for p in twin.parameters():
+            p -= 0.1 * p.grad
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-10)
+    for ours, theirs in zip(disc.parameters(), twin.parameters()):
+        assert torch.allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+    assert stylizations.grad is None  # the D step never reaches the generator
+
+    d_grads = [p.grad.clone() for p in disc.parameters()]
+    adversarial_term(disc, stylizations).backward()
+    assert stylizations.grad is not None and stylizations.grad.abs().sum() > 0
+    assert all(torch.equal(p.grad, g) for p, g in zip(disc.parameters(), d_grads))  # D's gradients untouched
+    assert all(p.requires_grad for p in disc.parameters())

@@ -14,6 +14,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -25,7 +26,8 @@ from iecast.errors import IecastError
 from iecast.losses import (LossWeights, adversarial_loss, content_contrastive_loss, content_loss,
                            discriminator_loss, identity_feature_loss, identity_pixel_loss, pair_ids,
                            style_contrastive_loss, style_loss, total_generator_loss)
-from iecast.models import Decoder, MultiScaleDiscriminator, VGGEncoder, build_transform, content_head, style_head
+from iecast.models import (TRANSFORM_TAPS, Decoder, MultiScaleDiscriminator, VGGEncoder, build_transform, content_head,
+                           style_head)
 from iecast.weights import load_encoder, load_into, publish, read_stylizer, resolve_stylizer_path, save_stylizer
 
 CHECKPOINT_FORMAT = "iecast-train"
@@ -56,16 +58,18 @@ class IEContraASTModel(nn.Module):
             c_feats, s_feats = self.encoder(contents), self.encoder(styles)
         pair_c = {k: v[content_ids] for k, v in c_feats.items()}
         pair_s = {k: v[style_ids] for k, v in s_feats.items()}
-        cs = self.decoder(self.transform(pair_c, pair_s))
         identity = bool(self.weights.identity_pixel or self.weights.identity_feature)
-        if identity:  # I_cc and I_ss in one batched pass: T(x, x) is per-sample
-            both = {k: torch.cat([c_feats[k], s_feats[k]]) for k in c_feats}
-            id_images = self.decoder(self.transform(both, both))
-            feats = self.encoder(torch.cat([cs, id_images]))
+        if identity:  # I_cc and I_ss ride with the 2h stylizations: one transform, decoder and encoder pass over 4h
+            both = {k: torch.cat([c_feats[k], s_feats[k]]) for k in TRANSFORM_TAPS}
+            images = self.decoder(self.transform({k: torch.cat([pair_c[k], both[k]]) for k in TRANSFORM_TAPS},
+                                                 {k: torch.cat([pair_s[k], both[k]]) for k in TRANSFORM_TAPS}))
+            cs, id_images = images[: 2 * h], images[2 * h:]
+            feats = self.encoder(images)
             cs_feats = {k: v[: 2 * h] for k, v in feats.items()}
             id_c_feats = {k: v[2 * h: 3 * h] for k, v in feats.items()}
             id_s_feats = {k: v[3 * h:] for k, v in feats.items()}
         else:
+            cs = self.decoder(self.transform(pair_c, pair_s))
             cs_feats = self.encoder(cs)
         terms = {"content": content_loss(cs_feats, pair_c), "style": style_loss(cs_feats, pair_s)}
         if identity:
@@ -77,6 +81,32 @@ class IEContraASTModel(nn.Module):
         if self.content_head is not None:
             terms["contrastive_content"] = content_contrastive_loss(self.content_head(cs_feats["relu4_1"]), h, self.temperature)
         return cs, terms
+
+
+def discriminator_step(discriminator: nn.Module, optimizer: torch.optim.Optimizer, styles: torch.Tensor,
+                       stylizations: torch.Tensor, backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
+                       check: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+    """The D step: artworks towards 1 and the detached stylizations towards 0, in one batched pass
+    (InstanceNorm is per sample, so it equals two passes); `check` sees the loss before backward."""
+    scores = discriminator(torch.cat([styles, stylizations.detach()]))
+    n = styles.shape[0]
+    loss = discriminator_loss([x[:n] for x in scores], [x[n:] for x in scores])
+    if check is not None:
+        check(loss)
+    optimizer.zero_grad(set_to_none=True)
+    backward(loss)
+    optimizer.step()
+    return loss
+
+
+def adversarial_term(discriminator: nn.Module, stylizations: torch.Tensor) -> torch.Tensor:
+    """The G side of the GAN through a frozen D: gradients reach the stylizations, and no time
+    goes to D weight gradients that the next D step would discard."""
+    discriminator.requires_grad_(False)
+    try:
+        return adversarial_loss(discriminator(stylizations))
+    finally:
+        discriminator.requires_grad_(True)
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -435,15 +465,10 @@ def _train(fabric, config: TrainConfig) -> TrainResult:
             cs, terms = model_f(c, s)
             d_loss = None
             if disc_f is not None:
-                d_loss = discriminator_loss(disc_f(s), disc_f(cs.detach()))
-                _check_finite(iteration, {"discriminator": d_loss}, last_ckpt)
-                d_opt_f.zero_grad(set_to_none=True)
-                fabric.backward(d_loss)
-                d_opt_f.step()
-                discriminator.requires_grad_(False)  # G step: gradients reach cs, not D
-                with fabric.autocast():
-                    terms["adversarial"] = adversarial_loss(discriminator(cs))
-                discriminator.requires_grad_(True)
+                d_loss = discriminator_step(disc_f, d_opt_f, s, cs, fabric.backward,
+                                            lambda loss: _check_finite(iteration, {"discriminator": loss}, last_ckpt))
+                with fabric.autocast():  # the unwrapped D: DDP must not expect gradients for it here
+                    terms["adversarial"] = adversarial_term(discriminator, cs)
             total = total_generator_loss(terms, weights)
             _check_finite(iteration, {**terms, "total": total}, last_ckpt)
             g_opt_f.zero_grad(set_to_none=True)

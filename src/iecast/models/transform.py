@@ -7,6 +7,8 @@ import torch.nn.functional as F
 
 from iecast.functional import adaptive_instance_norm, mean_variance_norm
 
+TRANSFORM_TAPS = ("relu4_1", "relu5_1")  # the encoder taps any transform reads
+
 
 def _positions_last(x: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) -> (N, H*W, C), contiguous in C so SDPA takes its memory-efficient path."""
