@@ -99,8 +99,9 @@ PRESETS: dict[str, dict] = {
     "paper": {},
     # Most learning per CPU-hour on a 2-core AVX2 machine (benchmarks/train_step_benchmark.py):
     # the smallest valid batch and crop, fp32 NCHW (bf16 autocast and channels_last measured
-    # slower there: no native bf16 kernels on AVX2). Loss weights stay the release's: weighting
-    # content 10x made decoders collapse to flat images (docs/training/README.md).
+    # slower there, and on AVX-512 without BF16: no native bf16 kernels). Loss weights and lr stay
+    # the release's: weighting content 10x made decoders collapse to flat images, and 5x or 10x
+    # the lr reconstructed worse by iteration 100 (docs/training/README.md).
     "cpu-small": {
         "h": 2, "resize": 256, "crop": 128, "precision": "32-true", "channels_last": False,
         "workers": 1, "checkpoint_every": 50, "log_every": 5, "image_every": 50,
