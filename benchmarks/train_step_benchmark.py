@@ -107,7 +107,7 @@ def run_variant(variant: str, size: int, h: int, steps: int) -> dict:
         """The trainer's own pieces (`iecast.train`), as its loop calls them."""
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             cs, terms = model(contents, styles)
-        discriminator_step(disc, d_opt, styles, cs, lambda loss: loss.backward())
+        discriminator_step(disc, d_opt, styles, cs)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             terms["adversarial"] = adversarial_term(disc, cs)
             total = total_generator_loss(terms, weights)

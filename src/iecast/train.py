@@ -1,8 +1,9 @@
 """IEContraAST training with Lightning Fabric: discriminator step, then generator step.
 
-Read top to bottom: `IEContraASTModel` (what the generator step computes), checkpoints,
-then `train()`, the loop. Batches are a pure function of the iteration (see `iecast.data`),
-so a resumed run continues exactly where a straight run would be.
+Read top to bottom: `IEContraASTModel` (what the generator step computes), the GAN's two
+halves (`discriminator_step`, `adversarial_term`), checkpoints, then `train()`, the loop.
+Batches are a pure function of the iteration (see `iecast.data`), so a resumed run continues
+exactly where a straight run would be.
 """
 from __future__ import annotations
 
