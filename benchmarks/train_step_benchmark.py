@@ -103,11 +103,22 @@ def run_variant(variant: str, size: int, h: int, steps: int) -> dict:
         total.backward()
         g_opt.step()
 
+    class AutocastForward(torch.nn.Module):
+        """D's forward under the variant's autocast, its backward outside it, as Fabric runs a set-up module."""
+
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, x):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                return self.module(x)
+
     def tuned():
         """The trainer's own pieces (`iecast.train`), as its loop calls them."""
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             cs, terms = model(contents, styles)
-        discriminator_step(disc, d_opt, styles, cs)
+        discriminator_step(AutocastForward(disc), d_opt, styles, cs)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             terms["adversarial"] = adversarial_term(disc, cs)
             total = total_generator_loss(terms, weights)
