@@ -1,6 +1,7 @@
 """Training: config validation, data handling, exact resume, DDP, non-finite stop, export."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import warnings
@@ -14,7 +15,7 @@ from iecast import IecastError, Stylizer
 from iecast.config import build_config, parse_override
 from iecast.data import PairStream, check_images, list_images
 from iecast.train import export_checkpoint, list_checkpoints, read_checkpoint, train
-from iecast.weights import DEFAULT_ENCODER
+from iecast.weights import DEFAULT_ENCODER, read_stylizer
 
 
 def _write_images(folder: Path, n: int, size=(150, 140), seed: int = 0) -> Path:
@@ -110,6 +111,10 @@ def test_export_loads_in_stylizer_and_warm_start(data, tmp_path):
     assert torch.equal(after["decoder"]["layers.1.weight"], state["decoder"]["layers.1.weight"].half().float())
     assert torch.equal(after["discriminator"]["scales.0.layers.0.weight"],
                        state["discriminator"]["scales.0.layers.0.weight"].half().float())
+    # the export counts the warm start's iterations, also after the warm run is resumed
+    train(dataclasses.replace(warm, iterations=2, resume="auto"))
+    resumed = export_checkpoint(list_checkpoints(tmp_path / "warm")[-1], tmp_path / "warm.safetensors")
+    assert json.loads(read_stylizer(resumed)[1]["config"])["iterations_trained"] == 1 + 2
 
 
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(data, tmp_path, monkeypatch):

@@ -203,7 +203,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, fp16: bool = Fals
     load_into(holder.decoder, state["decoder"], checkpoint, "decoder")
     load_into(holder.transform, state["transform"], checkpoint, "transform")
     dtype = torch.float16 if fp16 else torch.float32
-    config = {**config, "iterations_trained": state["iteration"]}
+    config = {**config, "iterations_trained": state.get("base_iterations", 0) + state["iteration"]}
     out = save_stylizer(out, holder, state["encoder"], config, dtype=dtype)
     if with_training_state:
         extra = {f"{part}.{k}": v.to(dtype).contiguous() for part in ("discriminator", "style_head", "content_head")
@@ -215,8 +215,9 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, fp16: bool = Fals
     return out
 
 
-def warm_start(model: IEContraASTModel, discriminator: nn.Module | None, name_or_path: str, encoder_id: str) -> None:
-    """Initialise from an exported stylizer (and its training state file, if present)."""
+def warm_start(model: IEContraASTModel, discriminator: nn.Module | None, name_or_path: str, encoder_id: str) -> int:
+    """Initialise from an exported stylizer (and its training state file, if present); return the
+    iterations it was trained for, so the run's export can count them in `iterations_trained`."""
     from safetensors.torch import load_file
 
     path = resolve_stylizer_path(name_or_path)
@@ -234,6 +235,7 @@ def warm_start(model: IEContraASTModel, discriminator: nn.Module | None, name_or
             sub = {k[len(part) + 1:]: v for k, v in extra.items() if k.startswith(part + ".")}
             if module is not None and sub:
                 load_into(module, sub, extra_path, part)
+    return int(json.loads(meta.get("config", "{}")).get("iterations_trained", 0))
 
 
 # ----------------------------------------------------------------------------- logging
@@ -386,8 +388,9 @@ def _train(fabric, config: TrainConfig) -> TrainResult:
     discriminator = MultiScaleDiscriminator() if weights.adversarial else None
     if config.decoder_init == "kaiming":
         model.decoder.init_kaiming()
+    base_iterations = resume_state.get("base_iterations", 0) if resume_state is not None else 0
     if config.init_from and resume_state is None:
-        warm_start(model, discriminator, config.init_from, config.encoder)
+        base_iterations = warm_start(model, discriminator, config.init_from, config.encoder)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
         discriminator = discriminator.to(memory_format=torch.channels_last) if discriminator else None
@@ -431,6 +434,7 @@ def _train(fabric, config: TrainConfig) -> TrainResult:
                 raise IecastError(f"non-finite weights at iteration {iteration}; not saved; last good checkpoint: {last_ckpt or 'none'}")
         state = {
             "format": CHECKPOINT_FORMAT, "iecast_version": __version__, "iteration": iteration,
+            "base_iterations": base_iterations,
             "encoder": config.encoder, "config": config.to_dict(), "rng": rng_state(),
             "g_opt": g_opt.state_dict(), "d_opt": d_opt.state_dict() if d_opt else None,
             "discriminator": discriminator.state_dict() if discriminator else None,
