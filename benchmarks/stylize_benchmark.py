@@ -9,7 +9,8 @@ default encoder, a square random content of each size and a 512x512 style:
   prepared once (a folder of photos or video frames with one style).
 - `release`: the release's structure, written here: fp32, NCHW, torch.no_grad, the encoder
   chained like its enc_1..enc_5 slices, the attention materialising softmax(F^T G) with bmm,
-  the style re-encoded for every content, no tiling.
+  the decoder's upsample -> pad -> conv at full resolution (ours runs them at the lower one,
+  `upsample_reflect_conv3x3`), the style re-encoded for every content, no tiling.
 
 Every measurement runs in its own subprocess so its peak RSS (ru_maxrss) belongs to one
 variant and one size; the variants are interleaved in one run so background load on a shared
@@ -91,7 +92,8 @@ def release_stylize(network, content: torch.Tensor, style: torch.Tensor) -> torc
         t = network.transform
         merged = release_sanet(t.sanet4_1, c4, s4) + F.interpolate(release_sanet(t.sanet5_1, c5, s5), scale_factor=2,
                                                                    mode="nearest")
-        return network.decoder(t.merge_conv(F.pad(merged, (1, 1, 1, 1), mode="reflect"))).clamp(0, 1)
+        decoder = network.decoder.layers  # the release's order: upsample, pad, conv at full resolution
+        return decoder(t.merge_conv(F.pad(merged, (1, 1, 1, 1), mode="reflect"))).clamp(0, 1)
 
 
 def release_estimate_gb(size: int) -> float:

@@ -3,10 +3,12 @@
 Variants (each timed in its own subprocess, interleaved, batch 2h = 8):
 - release-fp32-nchw: the authors' structure: every image of the 2h pairs encoded (duplicates
   included), identity passes over the whole 2h batch, D run twice in the D step and its weight
-  gradients computed in the G step, statistics by `torch.var`, fp32, NCHW, the default allocator.
+  gradients computed in the G step, statistics by `torch.var`, the decoder's upsample -> pad -> conv
+  at full resolution, fp32, NCHW, the default allocator.
 - iecast-fp32: the trainer's step (`IEContraASTModel`, `discriminator_step`, `adversarial_term`):
   each distinct image encoded once; the identity images decoded and encoded in the stylizations'
-  pass; one D pass per D step; no D weight gradients in the G step; fp32 NCHW, with tcmalloc
+  pass; one D pass per D step; no D weight gradients in the G step; each upsample -> pad -> conv
+  of the decoder at the lower resolution (`upsample_reflect_conv3x3`); fp32 NCHW, with tcmalloc
   preloaded when installed.
 - iecast-bf16-cl: the same plus channels_last and bf16 autocast.
 Also prints achieved FLOP/s (FlopCounterMode count of one step / time) against this machine's
@@ -51,7 +53,8 @@ def release_step(model, discriminator, contents, styles):
     h = contents.shape[0]
     style_ids, content_ids = pair_ids(h)
     c, s = contents[content_ids], styles[style_ids]
-    enc, tr, dec = model.encoder, model.transform, model.decoder
+    enc, tr = model.encoder, model.transform
+    dec = model.decoder.layers  # the release's order: upsample, pad, conv at full resolution
     c_feats, s_feats = enc(c), enc(s)
     cs = dec(tr(c_feats, s_feats))
     cs_feats = enc(cs)

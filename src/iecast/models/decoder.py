@@ -1,7 +1,10 @@
 """The decoder: a mirror of the encoder up to relu4_1, from features back to RGB."""
 from __future__ import annotations
 
+import torch
 from torch import nn
+
+from iecast.functional import upsample_reflect_conv3x3
 
 # (in, out) per 3x3 conv; "up" is nearest x2 upsampling. The last conv has no ReLU.
 DECODER_PLAN = (
@@ -32,8 +35,19 @@ class Decoder(nn.Module):
                 modules.append(nn.ReLU())
         self.layers = nn.Sequential(*modules)
 
-    def forward(self, x):
-        return self.layers(x)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The same function as `self.layers(x)`, the release's op-by-op order, except that each
+        upsample -> pad -> conv runs at the lower resolution (`upsample_reflect_conv3x3`): a
+        quarter of the decoder's multiply-adds saved, in training and inference alike."""
+        layers = iter(self.layers)
+        for layer in layers:
+            if isinstance(layer, nn.Upsample):
+                next(layers)  # the ReflectionPad2d(1), folded into the fused convolution
+                conv = next(layers)
+                x = upsample_reflect_conv3x3(x, conv.weight, conv.bias)
+            else:
+                x = layer(x)
+        return x
 
     def init_kaiming(self, output_mean: float = 0.45, output_std: float = 1e-3) -> "Decoder":
         """He-normal hidden convs (their activations keep their scale through the stack) and a
