@@ -64,17 +64,16 @@ class IEContraASTModel(nn.Module):
             both = {k: torch.cat([c_feats[k], s_feats[k]]) for k in TRANSFORM_TAPS}
             images = self.decoder(self.transform({k: torch.cat([pair_c[k], both[k]]) for k in TRANSFORM_TAPS},
                                                  {k: torch.cat([pair_s[k], both[k]]) for k in TRANSFORM_TAPS}))
-            cs, id_images = images[: 2 * h], images[2 * h:]
-            feats = self.encoder(images)
-            cs_feats = {k: v[: 2 * h] for k, v in feats.items()}
-            id_c_feats = {k: v[2 * h: 3 * h] for k, v in feats.items()}
-            id_s_feats = {k: v[3 * h:] for k, v in feats.items()}
+            cs, id_c, id_s = images.split([2 * h, h, h])
+            # split, not three slices: its backward writes each tap's gradient once, where every
+            # slice's would zero-fill a full-size buffer and the three would then be summed
+            parts = {k: v.split([2 * h, h, h]) for k, v in self.encoder(images).items()}
+            cs_feats, id_c_feats, id_s_feats = ({k: v[i] for k, v in parts.items()} for i in range(3))
         else:
             cs = self.decoder(self.transform(pair_c, pair_s))
             cs_feats = self.encoder(cs)
         terms = {"content": content_loss(cs_feats, pair_c), "style": style_loss(cs_feats, pair_s)}
         if identity:
-            id_c, id_s = id_images.split(h)
             terms["identity_pixel"] = identity_pixel_loss(id_c, contents, id_s, styles)
             terms["identity_feature"] = identity_feature_loss(id_c_feats, c_feats, id_s_feats, s_feats)
         if self.style_head is not None:
