@@ -229,7 +229,13 @@ def warm_start(model: IEContraASTModel, discriminator: nn.Module | None, name_or
     load_into(model.transform, {k[10:]: v for k, v in tensors.items() if k.startswith("transform.")}, path, "transform")
     extra_path = training_state_path(path)
     if extra_path.is_file():
-        extra = load_file(str(extra_path))
+        try:
+            extra = load_file(str(extra_path))
+        except Exception as exc:
+            raise IecastError(f"{extra_path}: not a readable training state ({(str(exc).splitlines() or [type(exc).__name__])[0][:120]})") from exc
+        bad = [k for k, v in extra.items() if not v.is_floating_point() or not bool(torch.isfinite(v).all())]
+        if bad:
+            raise IecastError(f"{extra_path}: tensor {bad[0]} is not finite floating-point weights; the file is damaged")
         for part, module in (("discriminator", discriminator), ("style_head", model.style_head), ("content_head", model.content_head)):
             sub = {k[len(part) + 1:]: v for k, v in extra.items() if k.startswith(part + ".")}
             if module is not None and sub:

@@ -415,7 +415,61 @@ def read_stylizer(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, 
         raise IecastError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})") from exc
     if meta.get("format") != "iecast-stylizer":
         raise IecastError(f"{path}: not an iecast stylizer (no iecast metadata in the header)")
+    check_stylizer_header(path, meta)
+    check_stylizer_tensors(path, tensors)
     return tensors, meta
+
+
+STYLIZER_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def check_stylizer_header(path: str | Path, meta: dict[str, str]) -> None:
+    """Every header field a loader reads, checked before anything is built: a one-line error
+    for a format version this iecast does not know, an unknown encoder or transform, or a
+    `config` that is not a JSON table."""
+    from iecast.models.transform import TRANSFORMS
+
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise IecastError(f"{path}: stylizer format version {version!r} is not the {FORMAT_VERSION!r} this iecast "
+                          f"{__version__} reads")
+    encoder = meta.get("encoder")
+    if encoder not in ENCODERS:
+        raise IecastError(f"{path}: unknown encoder {_short(encoder)} in the header; known: {', '.join(ENCODERS)}")
+    transform = meta.get("transform", "sanet")
+    if transform not in TRANSFORMS:
+        raise IecastError(f"{path}: unknown transform {_short(transform)} in the header; known: {', '.join(TRANSFORMS)}")
+    try:
+        config = json.loads(meta.get("config") or "{}")
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        raise IecastError(f"{path}: the header's config is not a JSON table")
+    for key in ("resize", "iterations_trained"):
+        value = config.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise IecastError(f"{path}: the header's config has {key} = {_short(value)}, not a count")
+
+
+def check_stylizer_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Only decoder and transform tensors, in a float type, every value finite: NaN or inf
+    weights would otherwise give a black or garbage image without an error."""
+    for name, tensor in tensors.items():
+        if not name.startswith(("decoder.", "transform.")):
+            raise IecastError(f"{path}: unexpected tensor {_short(name)} (an iecast stylizer holds decoder.* and transform.*)")
+        if tensor.dtype not in STYLIZER_DTYPES:
+            raise IecastError(f"{path}: tensor {name} is {str(tensor.dtype).replace('torch.', '')}; "
+                              f"weights must be float32, float16 or bfloat16")
+        if not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise IecastError(f"{path}: tensor {name} has {bad} non-finite value{'s' if bad > 1 else ''} (NaN or inf); "
+                              f"the file is damaged or came from a diverged training run")
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """repr() of a header value, cut to one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def load_stylizer(path: str | Path, encoder: VGGEncoder | None = None) -> StyleTransferNetwork:
