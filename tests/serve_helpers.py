@@ -5,7 +5,6 @@ import contextlib
 import http.client
 import io
 import json
-import socket
 import struct
 import threading
 import time
@@ -17,16 +16,14 @@ from PIL import Image
 
 
 @contextlib.contextmanager
-def running(app: Any, limit_concurrency: int | None = None) -> Iterator[int]:
-    """Serve `app` with uvicorn in a thread on 127.0.0.1 (a socket bound to port 0); yields the port."""
-    import uvicorn
+def running(app: Any) -> Iterator[int]:
+    """Serve `app` in a thread on 127.0.0.1 (a free port) as `iecast serve` does (`iecast.serve.make_server`,
+    with the limits of the app's `ServeConfig`); yields the port."""
+    from iecast.serve import bind_socket, make_server
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = bind_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", limit_concurrency=limit_concurrency,
-                                           timeout_keep_alive=2))
+    server = make_server(app)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -72,8 +69,9 @@ def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tu
 
 
 def post_job(port: int, content: bytes, style: bytes | None = None, style_name: str | None = None,
-             content_name: str = "photo.png", chunked: bool = False, **options: Any) -> tuple[int, dict]:
-    """POST /api/jobs; (status, JSON answer)."""
+             content_name: str = "photo.png", chunked: bool = False, headers: dict[str, str] | None = None,
+             **options: Any) -> tuple[int, dict]:
+    """POST /api/jobs (with extra `headers`); (status, JSON answer)."""
     fields = {k: str(v) for k, v in options.items()}
     if style_name is not None:
         fields["style_name"] = style_name
@@ -84,8 +82,9 @@ def post_job(port: int, content: bytes, style: bytes | None = None, style_name: 
     payload: bytes | Iterator[bytes] = body
     if chunked:
         payload = iter([body[i:i + 65536] for i in range(0, len(body), 65536)])
-    status, headers, answer = request(port, "POST", "/api/jobs", payload, {"Content-Type": content_type})
-    assert headers.get("content-type", "").startswith("application/json"), (status, answer[:200])
+    status, answer_headers, answer = request(port, "POST", "/api/jobs", payload,
+                                             {"Content-Type": content_type, **(headers or {})})
+    assert answer_headers.get("content-type", "").startswith("application/json"), (status, answer[:200])
     return status, json.loads(answer)
 
 

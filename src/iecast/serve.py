@@ -8,18 +8,30 @@ Memory stays bounded whatever the clients do:
   its compressed uploads; a job over that gets 503 with a message to retry;
 - finished results (PNG bytes) are kept for `result_ttl_s`, at most `keep_results` of them.
 
+Connections cannot starve the server either (`make_server`): a request's headers must arrive within
+`header_timeout_s` and its body within `body_timeout_s`, or the connection is closed; past
+`max_connections` the oldest connection still waiting for its headers is closed to make room; at
+most `max_requests` requests are handled at once (more get 503), `/api/health` always answers.
+Requests that change state (POST) from another web page (a foreign `Origin`) get 403; every error,
+malformed uploads included, answers `{"error": "<one line>"}`.
+
 Clients poll `GET /api/jobs/{id}` for the queue position and progress (the share of the
 network's convolution work done, from forward hooks), then fetch `GET /api/jobs/{id}/result`.
 """
 from __future__ import annotations
 
 import copy
+import errno
 import importlib.resources
 import inspect
 import io
+import ipaddress
+import json
+import logging
 import os
 import queue
 import re
+import socket
 import tempfile
 import threading
 import time
@@ -40,12 +52,18 @@ try:  # the `serve` extra; at module level so FastAPI can resolve the endpoints'
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 except ImportError:  # pragma: no cover - reported by create_app
     FastAPI = None
 
 SIZES = (256, 384, 512, 768, 1024, 1536, 2048)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MIN_IMAGE_SIDE = 17
+STYLE_LIST = "styles.txt"  # in a samples folder: the files offered as styles, in order (the first is pre-selected)
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+INTERNAL_ERROR = "stylization failed because of an internal error (the server's log has the details)"
+OUT_OF_MEMORY = "stylization ran out of memory: choose a smaller output size or a smaller style image"
+log = logging.getLogger("iecast.serve")
 
 
 @dataclass
@@ -61,6 +79,13 @@ class ServeConfig:
     result_ttl_s: float = 900.0
     samples_dir: Path | None = None
     style_size: int | str | None = "auto"  # passed to `stylize(style_size=...)`: "auto" = the library's default scale
+    header_timeout_s: float = 10.0  # a request's headers must arrive within this (from connect / the previous answer)
+    body_timeout_s: float = 120.0  # and its body within this after its headers
+    keep_alive_s: int = 5  # an idle kept-alive connection is closed after this
+    max_connections: int = 256  # over it, the oldest connection still waiting for headers is closed
+    max_requests: int = 64  # requests handled at once; more get 503 (`/api/health` is always answered)
+    allowed_hosts: tuple[str, ...] = ()  # host names (besides IP addresses, localhost and this machine's name)
+    # under which the page may POST with an Origin header; guards against DNS rebinding
 
     def sizes(self) -> list[int]:
         """The output sizes (longest side) the page offers."""
@@ -140,6 +165,89 @@ class BodySizeLimit:
         await self.app(scope, counted_receive, guarded_send)
 
 
+async def send_json_error(send: Callable, status: int, message: str, close: bool = False) -> None:
+    """Answer `{"error": message}` with `status` from ASGI middleware."""
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def is_local_name(host: str, allowed: tuple[str, ...] = ()) -> bool:
+    """Whether a Host header's name (port stripped) is one this server may be reached under by the
+    page: an IP address, localhost, this machine's name, or one in `allowed` (case-insensitive)."""
+    name = host[1:].split("]")[0] if host.startswith("[") else host.split(":")[0]
+    name = name.rstrip(".").lower()
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    machine = socket.gethostname().lower()
+    names = {"localhost", machine, machine.split(".")[0] + ".local", *(a.lower() for a in allowed)}
+    return name in names or name.endswith(".localhost")
+
+
+class RequestGuard:
+    """ASGI wrapper in front of the app.
+
+    - A request that changes state (not GET/HEAD/OPTIONS) carrying an `Origin` header must come from
+      the server's own page: the Origin equals `scheme://Host`, and Host is a local name (an IP
+      address, localhost, this machine, `allowed_hosts`) so a DNS-rebound domain is refused too.
+      Otherwise 403: another site open in the user's browser cannot submit jobs. Clients that send
+      no Origin (curl, scripts) are not browsers acting for a web page and are let through.
+    - At most `max_requests` requests are handled at once; more get 503, except `/api/health`.
+    """
+
+    def __init__(self, app: Callable, max_requests: int, allowed_hosts: tuple[str, ...] = (),
+                 always: tuple[str, ...] = ("/api/health",)) -> None:
+        self.app = app
+        self.max_requests = max_requests
+        self.allowed_hosts = allowed_hosts
+        self.always = always
+        self.active = 0
+
+    def refusal(self, scope: dict) -> str | None:
+        """Why a request from a browser page is refused (None: allowed)."""
+        if scope["method"] in SAFE_METHODS:
+            return None
+        headers = {k: v for k, v in scope.get("headers") or []}
+        origin = headers.get(b"origin")
+        if origin is None:
+            return None
+        origin_text = origin.decode("latin-1").strip()
+        host = headers.get(b"host", b"").decode("latin-1").strip()
+        own = f"{scope.get('scheme', 'http')}://{host}"
+        if not host or origin_text.lower() != own.lower() or not is_local_name(host, self.allowed_hosts):
+            shown = origin_text[:80] if origin_text.isprintable() else "unprintable"
+            return (f"cross-origin request refused (origin {shown}): jobs are accepted only from this server's "
+                    f"own page or from clients that send no Origin header")
+        return None
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        reason = self.refusal(scope)
+        if reason is not None:
+            await send_json_error(send, 403, reason)
+            return
+        if scope["path"] in self.always:
+            await self.app(scope, receive, send)
+            return
+        if self.active >= self.max_requests:
+            await send_json_error(send, 503, f"the server is handling {self.max_requests} requests already; "
+                                             f"try again in a moment")
+            return
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+
+
 # ----------------------------------------------------------------------------- uploads and samples
 
 def inspect_upload(data: bytes, what: str, max_pixels: int) -> tuple[int, int]:
@@ -167,9 +275,12 @@ def default_samples_dir() -> Path | None:
 
 
 def list_sample_styles(samples_dir: Path | None) -> dict[str, Path]:
-    """{name: file} of the style images offered in the picker.
+    """{name: file} of the style images offered in the picker, the page's pre-selected one first.
 
     Uses `<dir>/style` or `<dir>/styles` where present, otherwise the images directly in `<dir>`.
+    A `styles.txt` there (one file name a line, `#` comments) names the styles and their order;
+    the package's samples have one, so the demo's photo beside them is not offered as a style.
+    Without it: every image, sorted by name.
     """
     if samples_dir is None or not Path(samples_dir).is_dir():
         return {}
@@ -178,8 +289,12 @@ def list_sample_styles(samples_dir: Path | None) -> dict[str, Path]:
         if (root / sub).is_dir():
             root = root / sub
             break
-    return {p.stem: p for p in sorted(root.iterdir())
-            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")}
+    is_image = lambda p: p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")  # noqa: E731
+    if (root / STYLE_LIST).is_file():
+        lines = (line.split("#")[0].strip() for line in (root / STYLE_LIST).read_text(encoding="utf-8").splitlines())
+        listed = [root / name for name in lines if name and "/" not in name and "\\" not in name]
+        return {p.stem: p for p in listed if is_image(p)}
+    return {p.stem: p for p in sorted(root.iterdir()) if is_image(p)}
 
 
 def color_modes(stylizer: Any) -> tuple[str, ...]:
@@ -208,6 +323,15 @@ def expected_style_hw(style: Image.Image, style_size: int | str | None = "auto",
 
 def display_name(stem: str) -> str:
     return re.sub(r"[_\-]+", " ", stem).strip().capitalize()
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether an exception is an allocation failure (Python's, or torch's CPU / CUDA allocator)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        marker in text for marker in ("out of memory", "not enough memory", "can't allocate memory", "failed to allocate"))
 
 
 # ----------------------------------------------------------------------------- jobs
@@ -388,11 +512,12 @@ class StylizeService:
             try:
                 self._run(job)
                 job.status, job.stage, job.progress = "done", "done", 1.0
-            except (IecastError, UploadRejected) as exc:
-                job.status, job.stage, job.error = "failed", "failed", str(exc)
-            except Exception as exc:  # a bug or out of memory: report it, keep serving
+            except (IecastError, UploadRejected) as exc:  # the input's fault, said in one line for the user
+                job.status, job.stage, job.error = "failed", "failed", (str(exc).splitlines() or ["failed"])[0][:300]
+            except Exception as exc:  # a bug or out of memory: a generic line for the client, details in the log
                 job.status, job.stage = "failed", "failed"
-                job.error = f"stylization failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})"
+                job.error = OUT_OF_MEMORY if is_out_of_memory(exc) else INTERNAL_ERROR
+                log.error("job %s failed: %s", job.id, job.error, exc_info=exc)
             finally:
                 job.content, job.style = b"", b""
                 with self.lock:
@@ -458,6 +583,7 @@ def create_app(stylizer: Any, config: ServeConfig | None = None) -> "FastAPI":
 
     app = FastAPI(title="iecast", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
+    app.state.config = config
 
     @app.exception_handler(UploadRejected)
     async def _rejected(_request: Request, exc: UploadRejected) -> JSONResponse:
@@ -465,9 +591,26 @@ def create_app(stylizer: Any, config: ServeConfig | None = None) -> "FastAPI":
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
-        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid value')}"}, status_code=400)
+        return JSONResponse({"error": validation_message(exc.errors())}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """FastAPI's own errors (unparsable form: 400, unknown path: 404, wrong method: 405) as `{"error"}`."""
+        detail = str(exc.detail).splitlines()[0].rstrip(".") if exc.detail else "error"
+        if exc.status_code == 400:
+            message = f"malformed upload ({detail}): send a multipart/form-data form with the photo in the field 'content'"
+        elif exc.status_code == 404:
+            message = f"not found: {request.url.path[:100]}"
+        elif exc.status_code == 405:
+            message = f"method {request.method} is not allowed on {request.url.path[:100]}"
+        else:
+            message = detail
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("request failed", exc_info=exc)
+        return JSONResponse({"error": "internal server error (the server's log has the details)"}, status_code=500)
 
     def styles() -> dict[str, Path]:
         return list_sample_styles(samples_dir)
@@ -555,7 +698,21 @@ def create_app(stylizer: Any, config: ServeConfig | None = None) -> "FastAPI":
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
+    app.add_middleware(RequestGuard, max_requests=config.max_requests, allowed_hosts=config.allowed_hosts)
     return app
+
+
+def validation_message(errors: list[dict[str, Any]]) -> str:
+    """One line for FastAPI's list of validation errors: the first field and what is wrong with it."""
+    first = errors[0] if errors else {}
+    where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
+    kind, message = first.get("type", ""), first.get("msg", "invalid value")
+    if kind == "missing":
+        message = "missing; send a multipart/form-data form with the photo in the field 'content'" \
+            if where == "content" else "missing"
+    elif "UploadFile" in message:
+        message = "expected an uploaded file, got a text field"
+    return f"{where}: {message.splitlines()[0][:200] if message else 'invalid value'}"
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -572,13 +729,151 @@ def load_serving_stylizer(weights: str, device: str = "cpu") -> Any:
     return Stylizer.from_pretrained(weights, device=device)
 
 
-def serve(weights: str = "default", host: str = "127.0.0.1", port: int = 8000, config: ServeConfig | None = None,
-          device: str = "cpu", limit_concurrency: int = 64) -> None:
-    """Load the weights, then serve the page until interrupted."""
+def guarded_protocol(config: ServeConfig) -> type:
+    """uvicorn's h11 protocol with the deadlines and the connection cap that uvicorn lacks.
+
+    uvicorn times out only idle kept-alive connections: a connection that never finishes its request
+    headers (slowloris) or its body is kept forever, and its `limit_concurrency` counts such
+    connections, so 64 of them make every request 503. Here each connection is in one phase:
+    "headers" (waiting for a request: from connect or the previous answer; `header_timeout_s`),
+    "body" (headers read, body arriving; `body_timeout_s`) or none (the app is answering). A phase
+    that outlives its deadline closes the connection (408 when nothing was answered). When more than
+    `max_connections` are open, the oldest connection waiting for headers is closed, else the oldest
+    one sending a body, else the new one (503).
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    timeouts = {"headers": config.header_timeout_s, "body": config.body_timeout_s}
+    timeout_answer = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                      b"content-length: %d\r\n\r\n%s")
+    busy_answer = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                   b"content-length: %d\r\n\r\n%s")
+
+    def answer(template: bytes, message: str) -> bytes:
+        body = json.dumps({"error": message}).encode()
+        return template % (len(body), body)
+
+    class GuardedH11Protocol(H11Protocol):
+        phase: str | None = None
+        phase_since = 0.0
+        deadline: Any = None
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self.enter("headers")
+            if len(self.connections) > config.max_connections:
+                self.make_room()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.enter(None)
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self.follow()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self.follow()
+
+        def follow(self) -> None:
+            """Move to the phase h11's view of the client says we are in."""
+            state = self.conn.their_state
+            phase = "headers" if state is h11.IDLE else "body" if state is h11.SEND_BODY else None
+            if self.transport.is_closing():
+                phase = None
+            if phase != self.phase:
+                self.enter(phase)
+
+        def enter(self, phase: str | None) -> None:
+            if self.deadline is not None:
+                self.deadline.cancel()
+                self.deadline = None
+            self.phase, self.phase_since = phase, self.loop.time()
+            if phase is not None:
+                self.deadline = self.loop.call_later(timeouts[phase], self.expire)
+
+        def expire(self) -> None:
+            self.deadline = None
+            phase = self.phase
+            self.enter(None)
+            if self.transport.is_closing():
+                return
+            answered = self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE)
+            started = phase == "body" or bool(self.conn.trailing_data[0])
+            if started and not answered:
+                what = "headers" if phase == "headers" else "body"
+                self.transport.write(answer(timeout_answer, f"the request's {what} did not arrive within "
+                                                            f"{timeouts[phase]:g} s"))
+            self.transport.close()
+
+        def make_room(self) -> None:
+            """Close the oldest connection waiting for headers (else sending a body), else this one."""
+            for phase in ("headers", "body"):
+                waiting = [c for c in self.connections if c is not self and getattr(c, "phase", None) == phase]
+                if waiting:
+                    oldest = min(waiting, key=lambda c: c.phase_since)
+                    oldest.enter(None)
+                    oldest.transport.close()
+                    return
+            self.enter(None)
+            self.transport.write(answer(busy_answer, f"the server has {config.max_connections} connections open; "
+                                                     f"try again in a moment"))
+            self.transport.close()
+
+    return GuardedH11Protocol
+
+
+def make_server(app: Any, config: ServeConfig | None = None, log_level: str | None = None) -> Any:
+    """The uvicorn server for `app` with the connection guards of `guarded_protocol`; run it with
+    `server.run(sockets=[bind_socket(host, port)])`. `app.state.connections()` then gives its open connections."""
     import uvicorn
 
-    stylizer = load_serving_stylizer(weights, device)
-    app = create_app(stylizer, config)
-    print(f"iecast serve: open http://{host}:{port}/  (Ctrl+C to stop)", flush=True)
-    uvicorn.run(app, host=host, port=port, limit_concurrency=limit_concurrency, timeout_keep_alive=5,
-                log_level=os.environ.get("IECAST_LOG_LEVEL", "warning"))
+    config = config or getattr(app.state, "config", None) or ServeConfig()
+    uvicorn_config = uvicorn.Config(
+        app, http=guarded_protocol(config), ws="none", lifespan="on",
+        limit_concurrency=None,  # counts half-open connections too; the guards above replace it
+        timeout_keep_alive=config.keep_alive_s, h11_max_incomplete_event_size=16 * 1024,
+        log_level=log_level or os.environ.get("IECAST_LOG_LEVEL", "warning"))
+    server = uvicorn.Server(uvicorn_config)
+    app.state.connections = lambda: server.server_state.connections
+    return server
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (port 0: a free one), or a one-line `IecastError`."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise IecastError(f"cannot listen on {host}: not a known address ({exc})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)  # a port bound by a socket that is not listening yet is caught here too
+    except OSError as exc:
+        sock.close()
+        reason = "the port is in use; choose another with --port" if exc.errno == errno.EADDRINUSE \
+            else exc.strerror or str(exc)
+        raise IecastError(f"cannot listen on {host}:{port}: {reason}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(weights: str = "default", host: str = "127.0.0.1", port: int = 8000, config: ServeConfig | None = None,
+          device: str = "cpu") -> None:
+    """Check the address is free, load the weights, then serve the page until interrupted."""
+    config = config or ServeConfig()
+    sock = bind_socket(host, port)
+    try:
+        stylizer = load_serving_stylizer(weights, device)
+        app = create_app(stylizer, config)
+        server = make_server(app, config)
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else \
+            f"[{host}]" if ":" in host else host
+        print(f"iecast serve: open http://{shown}:{sock.getsockname()[1]}/  (Ctrl+C to stop)", flush=True)
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

@@ -6,18 +6,25 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="start a local web page to stylize photos in the browser")
-    p.add_argument("--weights", default="default", help="pretrained name or iecast .safetensors path")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this computer only)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    p.add_argument("--styles", type=Path, default=None, help="folder of sample style images (default: the shipped samples)")
-    p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest request body in MB")
-    p.add_argument("--max-megapixels", type=float, default=50.0, help="largest uploaded image in megapixels")
-    p.add_argument("--max-side", type=int, default=1024, help="largest output side offered, in pixels")
-    p.add_argument("--queue", type=int, default=4, help="jobs allowed to wait; more get 503 'busy'")
+    p = sub.add_parser("serve", help="start a local web page to stylize photos in the browser",
+                       description="Serve a web page to stylize photos (upload a photo, pick a style, download the "
+                                   "result). It listens on this computer only unless --host says otherwise.")
+    p.add_argument("--weights", default="default", help="pretrained name or iecast .safetensors path (default: %(default)s)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; 0.0.0.0 opens it to the network (default: %(default)s, this computer only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port; 0 picks a free one (default: %(default)s)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
+    p.add_argument("--styles", type=Path, default=None,
+                   help="folder of sample style images; a styles.txt there names them in order, the first pre-selected "
+                        "(default: the paintings shipped in iecast/assets/samples)")
+    p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest request body in MB (default: %(default)s)")
+    p.add_argument("--max-megapixels", type=float, default=50.0,
+                   help="largest uploaded image in megapixels (default: %(default)s)")
+    p.add_argument("--max-side", type=int, default=1024, help="largest output side offered, in pixels (default: %(default)s)")
+    p.add_argument("--queue", type=int, default=4, help="jobs allowed to wait; more get 503 'busy' (default: %(default)s)")
     p.add_argument("--style-size", default="auto",
-                   help="shorter side the style is resized to: pixels, 'none' (keep), or 'auto' (the scale the model was trained at)")
+                   help="shorter side the style is resized to: pixels, 'none' (keep), or 'auto' (the scale the model "
+                        "was trained at) (default: %(default)s)")
     p.set_defaults(func=run)
 
 
