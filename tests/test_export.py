@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,7 +69,7 @@ def exported(network, tmp_path_factory) -> Path:
 def cases_and_references(network, exported):
     """Random inputs per case and the reference: `Stylizer.stylize` on the same tensors."""
     generator = torch.Generator().manual_seed(7)
-    stylizer = Stylizer(network)
+    stylizer = Stylizer(network, precision="fp32")
     references = []
     for i, ((h, w), (hs, ws), alpha) in enumerate(CASES):
         content = torch.rand(1, 3, h, w, generator=generator)
@@ -111,7 +112,7 @@ def test_parity_without_iecast(standalone_outputs, cases_and_references, runtime
 def test_alpha_is_a_live_input(exported, network):
     """Alpha changes the ONNX output as it changes PyTorch's (not baked in at trace time)."""
     content, style = torch.rand(1, 3, 48, 48), torch.rand(1, 3, 48, 48)
-    stylizer = Stylizer(network)
+    stylizer = Stylizer(network, precision="fp32")
     low, high = run_exported(exported / "model.onnx", content, style, 0.0), run_exported(exported / "model.onnx", content, style, 1.0)
     assert float((low - high).abs().max()) > 0.05
     assert float((low - stylizer.stylize(content, style, alpha=0.0)).abs().max()) <= TOLERANCE
@@ -143,7 +144,7 @@ def test_fp16_onnx(network, tmp_path):
     weight_types = {init.data_type for init in model.graph.initializer if len(init.dims) == 4}
     assert weight_types == {onnx.TensorProto.FLOAT16}
     content, style = torch.rand(1, 3, 48, 40), torch.rand(1, 3, 40, 48)
-    reference = Stylizer(network).stylize(content, style, alpha=0.8)
+    reference = Stylizer(network, precision="fp32").stylize(content, style, alpha=0.8)
     out = run_exported(path, content, style, 0.8)
     assert out.dtype == torch.float32 and out.shape == reference.shape
     assert float((out - reference).abs().max()) < 2e-2
@@ -159,9 +160,25 @@ def test_cli_export_torchscript_and_check(tmp_path, capsys):
     extra = {"iecast.json": ""}
     torch.jit.load(str(out), _extra_files=extra)
     assert json.loads(extra["iecast.json"])["precision"] == "float32"
-    diff = float(printed.strip().splitlines()[-1].rsplit(" ", 1)[-1])
-    assert diff <= TOLERANCE
+    verdict = re.search(r"check (\w+): .* fp32 .*: (\S+) \(tolerance (\S+)\)", printed)
+    assert verdict and verdict[1] == "passed" and float(verdict[3]) == 1e-3
+    assert float(verdict[2]) <= TOLERANCE
     assert not [p for p in out.parent.iterdir() if p.name != "model.pt"]  # no temp files left
+
+
+def test_cli_export_check_fails_past_tolerance(tmp_path, capsys, monkeypatch):
+    """--check compares with PyTorch in fp32 even where `auto` means bf16, and exits 1 past its tolerance."""
+    import iecast.export as export_module
+
+    monkeypatch.setenv("IECAST_NATIVE_BF16", "1")  # `auto` would be bf16 here; the check must not use it
+    weights = save_random_stylizer(tmp_path / "model.safetensors", seed=3)
+    assert cli_main(["export", str(weights), "-o", str(tmp_path / "ok.pt"), "--check"]) == 0
+    assert "check passed" in capsys.readouterr().out
+    run_exported = export_module.run_exported
+    monkeypatch.setattr(export_module, "run_exported", lambda *a, **k: run_exported(*a, **k) + 0.01)
+    assert cli_main(["export", str(weights), "-o", str(tmp_path / "bad.pt"), "--check"]) == 1
+    captured = capsys.readouterr()
+    assert "check FAILED" in captured.out and "over the tolerance 0.001" in captured.err
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -27,6 +27,7 @@ from iecast import weights
 from iecast.color import PRESERVE_COLOR_MODES, match_color_histogram, transfer_luminance
 from iecast.errors import IecastError
 from iecast.functional import mean_std
+from iecast.hardware import native_bf16, resolve_device
 from iecast.images import load_image, pil_to_tensor, tensor_to_pil, to_rgb
 from iecast.models.network import StyleTransferNetwork
 from iecast.tiling import choose_tile, decode_tiled, decoder_halo, encode_tiled
@@ -40,6 +41,7 @@ StyleSize = Union[int, None, str]  # pixels, None (keep), or "auto": the model's
 MAX_PIXELS = 100_000_000  # refuse larger images (decompression bombs) unless raised
 QUERY_CHUNK = 16384  # content positions per attention call: bounds the transform's memory
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class IecastWarning(UserWarning):
@@ -182,16 +184,16 @@ def load_mask(mask: ImageLike, size: tuple[int, int], label: str = "mask") -> to
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """The compute dtype: 'auto' is bf16 on GPUs and on CPUs with native bf16 (AVX512-BF16, AMX), else fp32."""
+    """The compute dtype: 'auto' is bf16 where it is native (GPUs with bf16, CPUs with AMX or
+    AVX512-BF16), fp16 on older GPUs, else fp32. Outputs then differ slightly between machines;
+    pass 'fp32' for bit-stable results."""
     if precision not in PRECISIONS:
         raise IecastError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
     if precision == "auto":
         if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        native_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or \
-            getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-        return torch.bfloat16 if device.type == "cpu" and native_bf16 else torch.float32
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+            return torch.bfloat16 if native_bf16(device) else torch.float16
+        return torch.bfloat16 if native_bf16(device) else torch.float32
+    return DTYPES[precision]
 
 
 class Stylizer:
@@ -203,9 +205,9 @@ class Stylizer:
     helps (GPUs and reduced precision).
     """
 
-    def __init__(self, network: StyleTransferNetwork, device: str | torch.device = "cpu", precision: str = "auto",
+    def __init__(self, network: StyleTransferNetwork, device: str | torch.device = "auto", precision: str = "auto",
                  channels_last: bool | None = None) -> None:
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.network = network.to(self.device).eval()
         self.dtype = resolve_precision(precision, self.device)
         self.precision = precision
@@ -219,18 +221,23 @@ class Stylizer:
         self.training_style_size = training_style_size(getattr(self.network, "metadata", None))
 
     @property
+    def compute_precision(self) -> str:
+        """The precision calls run in ('fp32', 'bf16' or 'fp16'), after resolving 'auto'."""
+        return next(name for name, dtype in DTYPES.items() if dtype == self.dtype)
+
+    @property
     def encoder_id(self) -> str:
         return getattr(self.network, "encoder_id", "unknown")
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike = "default", device: str = "cpu",
+    def from_pretrained(cls, name_or_path: str | os.PathLike = "default", device: str = "auto",
                         precision: str = "auto") -> "Stylizer":
         """Load a shipped model by name (see `iecast.weights.PRETRAINED`) or an iecast .safetensors file."""
         return cls(weights.load_stylizer(weights.resolve_stylizer_path(name_or_path)), device, precision)
 
     @classmethod
     def from_official(cls, decoder: str | os.PathLike, transformer: str | os.PathLike, vgg: str | os.PathLike,
-                      device: str = "cpu", precision: str = "auto") -> "Stylizer":
+                      device: str = "auto", precision: str = "auto") -> "Stylizer":
         """Load the authors' decoder_iter_*.pth, transformer_iter_*.pth and vgg_normalised.pth."""
         return cls(weights.load_official(decoder, transformer, vgg), device, precision)
 

@@ -18,6 +18,9 @@ from iecast.errors import IecastError
 SUFFIX_FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript", ".torchscript": "torchscript",
                   ".safetensors": "safetensors"}
 FORMAT_CHOICES = ("safetensors", "onnx", "torchscript")
+# --check's largest allowed gap to the fp32 PyTorch result (grey levels / 255): fp32 files agree to
+# about 1e-5, fp16 ones to about 5e-3.
+CHECK_TOLERANCE = {False: 1e-3, True: 2e-2}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--with-training-state", action="store_true",
                    help="safetensors from a training checkpoint: also write the discriminator and heads beside it")
     p.add_argument("--check", action="store_true",
-                   help="after an onnx/torchscript export, run it on a random 64x48 pair and print the largest difference from PyTorch")
+                   help="after an onnx/torchscript export, run it on a random 64x48 pair and compare with PyTorch in fp32: "
+                        f"passes within {CHECK_TOLERANCE[False]:g} ({CHECK_TOLERANCE[True]:g} with --fp16), else exit 1")
     p.set_defaults(func=run)
 
 
@@ -93,14 +97,25 @@ def run(args: argparse.Namespace) -> int:
             source = str(checkpoint_to_stylizer(source, Path(scratch) / "converted.safetensors", fp16=False))
         from iecast.stylizer import Stylizer
 
-        stylizer = Stylizer.from_pretrained(source)
+        stylizer = Stylizer.from_pretrained(source, device="cpu", precision="fp32")
         path = export.export_model(stylizer, output, fmt, fp16=args.fp16)
     print(path)
     if args.check:
-        import torch
-
-        content, style = torch.rand(1, 3, 64, 48), torch.rand(1, 3, 48, 64)
-        reference = stylizer.stylize(content, style, alpha=0.8)
-        exported = export.run_exported(path, content, style, alpha=0.8)
-        print(f"largest difference from PyTorch at 64x48, alpha 0.8: {float((exported - reference).abs().max()):.3g}")
+        check_export(stylizer, path, args.fp16)
     return 0
+
+
+def check_export(stylizer, path: Path, fp16: bool) -> None:
+    """Run the exported file and the fp32 PyTorch stylizer on one random pair; fail past the tolerance."""
+    import torch
+
+    from iecast import export
+
+    content, style = torch.rand(1, 3, 64, 48), torch.rand(1, 3, 48, 64)
+    reference = stylizer.stylize(content, style, alpha=0.8)
+    gap = float((export.run_exported(path, content, style, alpha=0.8) - reference).abs().max())
+    tolerance = CHECK_TOLERANCE[fp16]
+    verdict = "passed" if gap <= tolerance else "FAILED"
+    print(f"check {verdict}: largest difference from PyTorch fp32 at 64x48, alpha 0.8: {gap:.3g} (tolerance {tolerance:g})")
+    if gap > tolerance:
+        raise IecastError(f"{path}: the exported model differs from PyTorch by {gap:.3g}, over the tolerance {tolerance:g}")

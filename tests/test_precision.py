@@ -1,0 +1,78 @@
+"""Precision and device choice: `auto` follows the hardware, and the bf16 path stays close to fp32.
+
+These run on every machine: `IECAST_NATIVE_BF16` stands in for the CPU detection, and forced
+bf16 works (slowly) without native support, so the inputs are small.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from iecast import IecastError, Stylizer
+from iecast.hardware import NATIVE_BF16_ENV, native_bf16, resolve_device
+from iecast.images import load_image, pil_to_tensor
+from iecast.stylizer import resolve_precision
+
+BF16_PSNR_DB = 35.0  # measured 44.5 dB at 96x128 on the default model; bf16 keeps 8 mantissa bits
+
+
+def test_auto_precision_follows_the_detection(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setenv(NATIVE_BF16_ENV, "1")
+    assert native_bf16(cpu) and resolve_precision("auto", cpu) == torch.bfloat16
+    monkeypatch.setenv(NATIVE_BF16_ENV, "0")
+    assert not native_bf16(cpu) and resolve_precision("auto", cpu) == torch.float32
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
+        assert resolve_precision(name, cpu) == dtype  # explicit choices ignore the hardware
+    with pytest.raises(IecastError, match="unknown precision 'int8'"):
+        resolve_precision("int8", cpu)
+
+
+def test_device_auto_and_missing_devices():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available() and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        expected = "mps"
+    assert resolve_device("auto").type == expected and resolve_device(None).type == expected
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(IecastError, match="no CUDA GPU"):
+            resolve_device("cuda:1")
+    with pytest.raises(IecastError, match="unknown device 'gpu0'"):
+        resolve_device("gpu0")
+
+
+def _samples(size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    from iecast.assets import __path__ as assets_path
+
+    folder = f"{assets_path[0]}/samples"
+    content = pil_to_tensor(load_image(f"{folder}/classic_cars.jpg"))
+    style = pil_to_tensor(load_image(f"{folder}/starry_night.jpg"))
+    resize = lambda x, hw: F.interpolate(x, size=hw, mode="bilinear", antialias=True, align_corners=False)  # noqa: E731
+    return resize(content, size), resize(style, (64, 64))
+
+
+def test_bf16_is_close_to_fp32_on_the_default_model(monkeypatch):
+    """The bf16 path (what `auto` runs on AMX CPUs) against fp32 on a real model and real images."""
+    content, style = _samples((48, 64))
+    reference = Stylizer.from_pretrained("default", device="cpu", precision="fp32").stylize(content, style, style_size=None)
+    monkeypatch.setenv(NATIVE_BF16_ENV, "1")
+    auto = Stylizer.from_pretrained("default", device="cpu")
+    assert auto.compute_precision == "bf16" and auto.dtype == torch.bfloat16
+    out = auto.stylize(content, style, style_size=None)
+    assert out.dtype == torch.float32 and out.shape == reference.shape
+    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    mse = float(((out - reference) ** 2).mean())
+    assert mse > 0  # it really ran in another precision
+    assert 10 * math.log10(1.0 / mse) >= BF16_PSNR_DB
+
+
+def test_fp32_does_not_depend_on_the_detection(monkeypatch):
+    content, style = _samples((32, 48))
+    monkeypatch.setenv(NATIVE_BF16_ENV, "1")
+    pinned = Stylizer.from_pretrained("default", device="cpu", precision="fp32").stylize(content, style, style_size=None)
+    monkeypatch.setenv(NATIVE_BF16_ENV, "0")
+    auto = Stylizer.from_pretrained("default", device="cpu").stylize(content, style, style_size=None)
+    assert torch.equal(pinned, auto)
