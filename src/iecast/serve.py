@@ -754,9 +754,11 @@ def guarded_protocol(config: ServeConfig) -> type:
         body = json.dumps({"error": message}).encode()
         return template % (len(body), body)
 
+    # this server's connections in each phase, oldest first (dicts keep insertion order): eviction is O(1)
+    in_phase: dict[str, dict[Any, None]] = {"headers": {}, "body": {}}
+
     class GuardedH11Protocol(H11Protocol):
         phase: str | None = None
-        phase_since = 0.0
         deadline: Any = None
 
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
@@ -790,8 +792,11 @@ def guarded_protocol(config: ServeConfig) -> type:
             if self.deadline is not None:
                 self.deadline.cancel()
                 self.deadline = None
-            self.phase, self.phase_since = phase, self.loop.time()
+            if self.phase is not None:
+                in_phase[self.phase].pop(self, None)
+            self.phase = phase
             if phase is not None:
+                in_phase[phase][self] = None
                 self.deadline = self.loop.call_later(timeouts[phase], self.expire)
 
         def expire(self) -> None:
@@ -811,9 +816,8 @@ def guarded_protocol(config: ServeConfig) -> type:
         def make_room(self) -> None:
             """Close the oldest connection waiting for headers (else sending a body), else this one."""
             for phase in ("headers", "body"):
-                waiting = [c for c in self.connections if c is not self and getattr(c, "phase", None) == phase]
-                if waiting:
-                    oldest = min(waiting, key=lambda c: c.phase_since)
+                oldest = next((c for c in in_phase[phase] if c is not self), None)
+                if oldest is not None:
                     oldest.enter(None)
                     oldest.transport.close()
                     return
