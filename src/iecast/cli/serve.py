@@ -22,6 +22,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="largest uploaded image in megapixels (default: %(default)s)")
     p.add_argument("--max-side", type=int, default=1024, help="largest output side offered, in pixels (default: %(default)s)")
     p.add_argument("--queue", type=int, default=4, help="jobs allowed to wait; more get 503 'busy' (default: %(default)s)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a host name the page may also be opened under and submit jobs from (repeatable); IP "
+                        "addresses, localhost and this machine's name are always accepted, other names are refused "
+                        "to guard against DNS rebinding (default: none)")
     p.add_argument("--style-size", default="auto",
                    help="shorter side the style is resized to: pixels, 'none' (keep), or 'auto' (the scale the model "
                         "was trained at) (default: %(default)s)")
@@ -46,6 +50,6 @@ def run(args: argparse.Namespace) -> int:
     config = ServeConfig(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
                          max_pixels=int(args.max_megapixels * 1e6), max_side=args.max_side,
                          default_size=min(512, args.max_side), queue_size=args.queue, samples_dir=args.styles,
-                         style_size=style_size)
+                         style_size=style_size, allowed_hosts=tuple(args.allow_host))
     serve(args.weights, host=args.host, port=args.port, config=config, device=args.device)
     return 0
