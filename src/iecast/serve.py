@@ -165,12 +165,10 @@ class BodySizeLimit:
         await self.app(scope, counted_receive, guarded_send)
 
 
-async def send_json_error(send: Callable, status: int, message: str, close: bool = False) -> None:
+async def send_json_error(send: Callable, status: int, message: str) -> None:
     """Answer `{"error": message}` with `status` from ASGI middleware."""
     body = json.dumps({"error": message}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if close:
-        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
