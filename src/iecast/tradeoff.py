@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -235,7 +236,7 @@ def html_section(tradeoff: dict | None) -> list[str]:
     if not tradeoff:
         return []
     esc = html.escape
-    parts = ["<h2>Trade-off curves</h2>", f"<p>{esc(caption(tradeoff))}</p>",
+    parts = ["<h2>Trade-off curves</h2>", "<p>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", esc(caption(tradeoff))) + "</p>",
              f'<p><img src="{esc(quote(tradeoff["plot"]))}" alt="trade-off plot: content loss against style loss" '
              'style="max-width:100%"></p>']
     for header, *rows in (points_rows(tradeoff), table_rows(tradeoff)):
