@@ -715,7 +715,7 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
 
 # ----------------------------------------------------------------------------- entry point
 
-def load_serving_stylizer(weights: str, device: str = "cpu") -> Any:
+def load_serving_stylizer(weights: str, device: str = "auto") -> Any:
     """The stylizer to serve, or a one-line error that says how to get weights."""
     from iecast import weights as registry
     from iecast.stylizer import Stylizer
@@ -865,7 +865,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def serve(weights: str = "default", host: str = "127.0.0.1", port: int = 8000, config: ServeConfig | None = None,
-          device: str = "cpu") -> None:
+          device: str = "auto") -> None:
     """Check the address is free, load the weights, then serve the page until interrupted."""
     config = config or ServeConfig()
     sock = bind_socket(host, port)
