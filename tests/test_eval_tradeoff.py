@@ -148,6 +148,23 @@ def test_interpolation_table_against_a_hand_computation(sweep):
         assert "out of range" in markdown
 
 
+def test_sweep_pairs_each_entry_with_the_reference_at_the_same_value(sweep):
+    out, report = sweep
+    on_disk = json.loads((out / "report.json").read_text())
+    entries = {m["label"]: m for m in on_disk["methods"]}
+    expected = {**{f"iecast-random_sanet-a{a:g}": "iecast-random_sanet-a0.4" for a in ALPHAS[1:]},
+                **{f"adain-a{a:g}": f"iecast-random_sanet-a{a:g}" for a in ALPHAS}, "gatys": "iecast-random_sanet-a0.4"}
+    assert entries["iecast-random_sanet-a0.4"]["paired"] is None
+    for label, against in expected.items():
+        paired = entries[label]["paired"]
+        assert paired["against"] == against
+        ref = {(p["content"], p["style"]): p["metrics"]["content_loss"] for p in entries[against]["pairs"]}
+        diffs = [p["metrics"]["content_loss"] - ref[(p["content"], p["style"])] for p in entries[label]["pairs"]]
+        assert paired["summary"]["content_loss"]["mean"] == pytest.approx(sum(diffs) / len(diffs), rel=1e-9)
+    markdown = (out / "report.md").read_text()
+    assert "| adain-a0.7 | iecast-random_sanet-a0.7 |" in markdown and "at the same alpha/strength value" in markdown
+
+
 def test_interpolate_at_hand_values():
     points = [{"style_loss": 30.0, "content_loss": 1.5, "ssim": 0.5},
               {"style_loss": 10.0, "content_loss": 3.0, "ssim": 0.2},

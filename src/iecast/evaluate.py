@@ -574,12 +574,20 @@ def add_paired_differences(method_reports: list[dict]) -> None:
     Pairs differ far more in difficulty than methods do, so per-method intervals overlap even
     where one method is better on nearly every pair; the interval of the per-pair difference
     (method minus reference) shows that. One that excludes 0 is a difference on these pairs.
+
+    In a strength sweep, an entry of another method is compared with the first method's entry at
+    the same alpha/strength value where there is one (else with the first entry).
     """
-    reference = method_reports[0]
-    reference["paired"] = None
-    ref_pairs = {(p["content"], p["style"]): p["metrics"] for p in reference["pairs"]}
-    ref_clips = {clip["name"]: clip for clip in reference.get("videos") or []}
+    first = method_reports[0]
+    first["paired"] = None
+    same_value = {r.get("alpha"): r for r in method_reports
+                  if r.get("curve", r["label"]) == first.get("curve", first["label"]) and r.get("alpha") is not None}
     for r in method_reports[1:]:
+        reference = first
+        if r.get("curve", r["label"]) != first.get("curve", first["label"]) and r.get("alpha") in same_value:
+            reference = same_value[r["alpha"]]
+        ref_pairs = {(p["content"], p["style"]): p["metrics"] for p in reference["pairs"]}
+        ref_clips = {clip["name"]: clip for clip in reference.get("videos") or []}
         shared = [(p["metrics"], ref_pairs[(p["content"], p["style"])]) for p in r["pairs"] if (p["content"], p["style"]) in ref_pairs]
         summary = {k: mean_ci95([mine[k] - theirs[k] for mine, theirs in shared]) for k in r["pairs"][0]["metrics"]}
         clips = [(clip, ref_clips[clip["name"]]) for clip in r.get("videos") or [] if clip["name"] in ref_clips]
@@ -789,8 +797,11 @@ def _paired_rows(report: dict) -> list[list[str]]:
         return []
     columns = list(compared[0]["paired"]["summary"])
     video_keys = VIDEO_RATIOS if any(m["paired"]["video_summary"] for m in compared) else ()
-    header = ["method", *(f"{c}{_arrow(c)}" for c in columns), *(f"video {k.replace('_', ' ')} ↓" for k in video_keys)]
-    rows = [[m["label"], *(_fmt(m["paired"]["summary"][c], 3, signed=True) for c in columns),
+    several = len({m["paired"]["against"] for m in compared}) > 1  # a sweep: each entry against its own reference
+    header = ["method", *(["minus"] if several else []), *(f"{c}{_arrow(c)}" for c in columns),
+              *(f"video {k.replace('_', ' ')} ↓" for k in video_keys)]
+    rows = [[m["label"], *([m["paired"]["against"]] if several else []),
+             *(_fmt(m["paired"]["summary"][c], 3, signed=True) for c in columns),
              *(_fmt(m["paired"]["video_summary"][k], 3, signed=True) if m["paired"]["video_summary"] else "-" for k in video_keys)]
             for m in compared]
     return [header, *rows]
@@ -798,6 +809,12 @@ def _paired_rows(report: dict) -> list[list[str]]:
 
 def _paired_caption(report: dict) -> str:
     reference = report["methods"][0]["label"]
+    againsts = {m["paired"]["against"] for m in report["methods"] if m.get("paired")}
+    if len(againsts) > 1:
+        curve = report["methods"][0].get("curve", reference)
+        return (f"Paired differences to `{curve}`: each entry minus `{curve}`'s entry at the same alpha/strength value "
+                f"(column \"minus\"; `{reference}` where it has none) on the same pairs (and clips), mean ± 95% half-width. "
+                "An interval that excludes 0 is a difference on these pairs; the arrows say which sign is better.")
     return (f"Paired differences to `{reference}`: each method minus `{reference}` on the same pairs (and clips), "
             "mean ± 95% half-width. An interval that excludes 0 is a difference on these pairs; the arrows say "
             "which sign is better.")

@@ -89,8 +89,7 @@ class StylitePeer:
             # max_size=0: no further downscaling (the harness already sized the inputs)
             result = self.engine.stylize_with(content_image, _tensor_to_pil(style), strength=float(strength), max_size=0)
         except self.package.StyleTransferError as exc:
-            w, h = content_image.size
-            raise IecastError(f"stlite: {exc} (content {w}x{h})") from exc
+            raise IecastError(f"stlite: {exc}") from exc
         if result.size != content_image.size:
             result = result.resize(content_image.size, Image.Resampling.LANCZOS)
         return _pil_to_tensor(result)
