@@ -50,6 +50,7 @@ from iecast.weights import OFFICIAL_ENCODER, official_files, sha256_file
 
 REPORT_FORMAT = "iecast-eval-report/3"
 OUTPUT_SEPARATOR = "_stylized_"
+JUDGED_PRECISION = "fp32"  # stylize in fp32 so reports do not depend on the machine's bf16 support
 HTML_VIDEO_FRAMES = 6
 LOWER_IS_BETTER = {"content_loss": True, "style_loss": True, "gram_style_loss": True, "ssim": False}
 METRIC_DESCRIPTIONS = {
@@ -217,14 +218,14 @@ def build_method(spec: MethodSpec, encoder: VGGEncoder, gatys: GatysConfig = Gat
         from iecast.weights import resolve_stylizer_path
 
         path = resolve_stylizer_path(spec.target)
-        stylizer = Stylizer.from_pretrained(str(path), device=device)
+        stylizer = Stylizer.from_pretrained(str(path), device=device, precision=JUDGED_PRECISION)
         header = _stylizer_header(path)
         description = {"weights": spec.target, "sha256": sha256_file(path), "encoder": header.get("encoder", stylizer.encoder_id),
                        "transform": header.get("transform", "unknown")}
         return _with_knob(spec, description, lambda c, s, a: stylizer.stylize(c.to(device), s.to(device), alpha=a).cpu())
     if spec.kind == "official":
         files = official_files(spec.target)
-        stylizer = Stylizer.from_official(**files, device=device)
+        stylizer = Stylizer.from_official(**files, device=device, precision=JUDGED_PRECISION)
         description = {k: str(v) for k, v in files.items()}
         description.update({"sha256": {k: sha256_file(v) for k, v in files.items()}, "encoder": OFFICIAL_ENCODER, "transform": "sanet"})
         return _with_knob(spec, description, lambda c, s, a: stylizer.stylize(c.to(device), s.to(device), alpha=a).cpu())

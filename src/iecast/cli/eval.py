@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--video-style", type=Path, default=None, help="style for the video (default: the first style)")
     p.add_argument("--no-art-fid", action="store_true", help="skip ArtFID/FID even if art-fid is installed")
     p.add_argument("--overwrite", action="store_true", help="recompute cached outputs")
-    p.add_argument("--device", default="cpu", help="torch device for the stylizers (default cpu)")
+    p.add_argument("--device", default="auto", help="torch device for the stylizers: auto (CUDA, then MPS, then CPU), cpu, cuda, ... (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -47,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from iecast.evaluate import EvalConfig, evaluate, markdown_report
     from iecast.gatys import GatysConfig
+    from iecast.hardware import resolve_device
 
     config = EvalConfig(
         contents=args.content, styles=args.style, out=args.out, methods=args.method, size=args.size, limit=args.limit,
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         gatys=GatysConfig(steps=args.gatys_steps, optimizer=args.gatys_optimizer, learning_rate=args.gatys_lr, style_weight=args.gatys_style_weight,
                           init=args.gatys_init, seed=args.seed),
         videos=args.videos, video_frames=args.video_frames, video_style=args.video_style, art_fid=not args.no_art_fid,
-        overwrite=args.overwrite, device=args.device, progress=not args.no_progress)
+        overwrite=args.overwrite, device=str(resolve_device(args.device)), progress=not args.no_progress)
     report = evaluate(config)
     print(markdown_report(report))
     for name in ("report.json", "report.md", "index.html") + ((report["tradeoff"]["plot"],) if report["tradeoff"] else ()):
