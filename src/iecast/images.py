@@ -1,7 +1,10 @@
 """Reading and writing images: every odd file becomes RGB or a one-line `IecastError`."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +14,18 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from iecast.errors import IecastError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-DEFAULT_MAX_PIXELS = 16384 * 16384  # refuse decompression bombs above this (override per call)
+MAX_PIXELS = 100_000_000  # the default limit on every image, as read and after every resize (override per call)
+MAX_STYLE_PIXELS = 2048 * 1024  # styles are encoded whole, not in tiles: about 2.4 GB of memory on a CPU at this size
 MIN_SIDE = 1
+WRITE_CHECK_BYTES = 4096  # written (then removed) where results will go, to find a full or read-only disk early
+
+
+class WriteError(IecastError):
+    """An output could not be written: a run stops here, since the next outputs would fail the same way."""
+
+
+def megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.1f} megapixels"
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -32,7 +45,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+def load_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> Image.Image:
     """Open an image file fully as RGB, or raise a one-line error naming the file."""
     path = Path(path)
     if not path.exists():
@@ -87,21 +100,72 @@ def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr, "RGB")
 
 
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc).splitlines()[0][:100] or type(exc).__name__
+
+
+def _existing_ancestor(folder: Path) -> Path:
+    """`folder` itself if it exists, else its nearest ancestor that does."""
+    folder = Path(os.path.abspath(folder))
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Raise a one-line `WriteError` unless files can be written into `folder` (created if missing).
+
+    Checked by writing a small hidden file (then removed) into the folder, or into its nearest
+    existing ancestor, so a read-only or full disk, or a path through a file, is found before
+    any work instead of after it; this works for root too, whom permission bits do not stop.
+    """
+    folder = Path(folder)
+    existing = _existing_ancestor(folder)
+    if not existing.is_dir():
+        raise WriteError(f"{existing}: is a file, not a folder, so {folder} cannot be written")
+    probe = existing / f".iecast-write-check-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    created = False
+    try:
+        with open(probe, "xb") as f:
+            created = True
+            f.write(b"\0" * WRITE_CHECK_BYTES)
+    except OSError as exc:
+        raise WriteError(f"{folder}: cannot write to {existing} ({_reason(exc)})") from None
+    finally:
+        if created:
+            with contextlib.suppress(OSError):
+                probe.unlink()
+
+
 def save_image(image: Image.Image, path: str | os.PathLike, quality: int = 95) -> Path:
-    """Write atomically (temp file in the same folder, then rename): never a half-written image."""
+    """Write atomically (temp file in the same folder, then rename): never a half-written image.
+
+    Failures (no space, read-only, a parent that is a file) are a one-line `WriteError`, and the
+    temporary file is removed.
+    """
     path = Path(path)
     ext = path.suffix.lower()
     formats = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
     if ext not in formats:
         raise IecastError(f"{path}: unsupported output format {ext or '(none)'}; use one of {', '.join(sorted(formats))}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        existing = _existing_ancestor(path.parent)
+        if exc.errno in (errno.EEXIST, errno.ENOTDIR) or not existing.is_dir():
+            raise WriteError(f"{path}: {existing} is a file, not a folder") from None
+        raise WriteError(f"{path}: cannot create its folder ({_reason(exc)})") from None
+    if path.is_dir():
+        raise WriteError(f"{path}: is a folder; give a file name")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         kwargs = {"quality": quality} if formats[ext] in ("JPEG", "WEBP") else {}
         image.save(tmp, format=formats[ext], **kwargs)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise WriteError(f"{path}: cannot write ({_reason(exc)})") from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        with contextlib.suppress(OSError):
+            if os.path.lexists(tmp):
+                tmp.unlink()
     return path
-

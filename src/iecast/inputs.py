@@ -20,11 +20,12 @@ def images_in_folder(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if is_image_file(p) and not p.name.startswith("."))
 
 
-def expand_images(specs: Iterable[str], what: str = "image") -> list[Path]:
+def expand_images(specs: Iterable[str], what: str = "image", unique: bool = True) -> list[Path]:
     """Expand each spec (a file, a folder of images, or a glob pattern) into image files.
 
     Files are kept as given (their content is checked when loaded); order is preserved and
-    duplicates dropped. Every spec must yield at least one file, or a one-line error says which.
+    duplicates dropped, unless `unique` is False (a blend's styles: `a.jpg a.jpg` with two
+    weights is two styles). Every spec must yield at least one file, or a one-line error says which.
     """
     found: list[Path] = []
     for spec in specs:
@@ -41,7 +42,7 @@ def expand_images(specs: Iterable[str], what: str = "image") -> list[Path]:
                 raise IecastError(f"{spec}: pattern matches no {what} files")
         else:
             raise IecastError(f"{spec}: no such file or folder")
-        found.extend(f for f in files if f not in found)
+        found.extend(f for f in files if not unique or f not in found)
     if not found:
         raise IecastError(f"no {what} given")
     return found

@@ -10,9 +10,11 @@ style (`prepare_style`) and can be reused over many contents or video frames.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,7 @@ from iecast.color import PRESERVE_COLOR_MODES, match_color_histogram, transfer_l
 from iecast.errors import IecastError
 from iecast.functional import mean_std
 from iecast.hardware import native_bf16, resolve_device
-from iecast.images import load_image, pil_to_tensor, tensor_to_pil, to_rgb
+from iecast.images import MAX_PIXELS, MAX_STYLE_PIXELS, load_image, megapixels, pil_to_tensor, tensor_to_pil, to_rgb
 from iecast.models.network import StyleTransferNetwork
 from iecast.tiling import choose_tile, decode_tiled, decoder_halo, encode_tiled
 
@@ -38,7 +40,6 @@ MIN_PADDED_SIDE = 32  # relu5_1 needs at least 2x2 positions for its reflection 
 MIN_SIDE = 16  # smaller inputs are refused rather than guessed at
 DEFAULT_STYLE_SIZE = 512  # the release's style scale (512x512 resize), for models that do not record theirs
 StyleSize = Union[int, None, str]  # pixels, None (keep), or "auto": the model's training scale for files/PIL, keep tensors
-MAX_PIXELS = 100_000_000  # refuse larger images (decompression bombs) unless raised
 QUERY_CHUNK = 16384  # content positions per attention call: bounds the transform's memory
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -69,15 +70,44 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE, minimum: int 
     return x, (h, w)
 
 
-def resize_shorter_side(x: torch.Tensor, size: int | None, upscale: bool = True) -> torch.Tensor:
-    """Resize (antialiased bilinear) so the shorter side is `size`; None keeps the size."""
+def shorter_side_shape(height: int, width: int, size: int | None) -> tuple[int, int]:
+    """(H, W) after resizing so the shorter side is `size` (None: unchanged)."""
+    if size is None:
+        return height, width
+    scale = size / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def check_resize(label: str, height: int, width: int, size: int | None, max_pixels: int | None,
+                 limit: str = "pixel limit", hint: str = "use a smaller size or raise the limit (--max-pixels)") -> None:
+    """Refuse, before anything is allocated, an image whose resize to shorter side `size` would
+    exceed `max_pixels` (an extreme aspect ratio or a huge size)."""
+    if max_pixels is None:
+        return
+    new_h, new_w = shorter_side_shape(height, width, size)
+    if new_h * new_w <= max_pixels:
+        return
+    if (new_h, new_w) == (height, width):
+        raise IecastError(f"{label}: {width}x{height} ({megapixels(width * height)}) is over the {limit} of "
+                          f"{max_pixels} pixels; {hint}")
+    raise IecastError(f"{label}: {width}x{height} resized to a shorter side of {size} would be {new_w}x{new_h} "
+                      f"({megapixels(new_w * new_h)}), over the {limit} of {max_pixels} pixels; {hint}")
+
+
+def resize_shorter_side(x: torch.Tensor, size: int | None, upscale: bool = True, *,
+                        max_pixels: int | None = MAX_PIXELS, label: str = "image") -> torch.Tensor:
+    """Resize (antialiased bilinear) so the shorter side is `size`; None keeps the size.
+
+    A result over `max_pixels` (per image) is refused with a one-line error before it is allocated.
+    """
     if size is None:
         return x
     h, w = x.shape[-2:]
     scale = size / min(h, w)
     if scale == 1 or (scale > 1 and not upscale):
         return x
-    new = (max(1, round(h * scale)), max(1, round(w * scale)))
+    check_resize(label, h, w, size, max_pixels)
+    new = shorter_side_shape(h, w, size)
     return F.interpolate(x, size=new, mode="bilinear", align_corners=False, antialias=scale < 1).clamp(0, 1)
 
 
@@ -154,7 +184,8 @@ def normalise_style_weights(style_weights: Sequence[float] | None, count: int) -
     return [v / total for v in values]
 
 
-def load_mask(mask: ImageLike, size: tuple[int, int], label: str = "mask") -> torch.Tensor:
+def load_mask(mask: ImageLike, size: tuple[int, int], label: str = "mask",
+              max_pixels: int | None = MAX_PIXELS) -> torch.Tensor:
     """A mask as a (1, 1, H, W) tensor of 0/1 at the content's (H, W).
 
     Masks of another size are resized (nearest) and masks that are not binary are thresholded
@@ -169,7 +200,13 @@ def load_mask(mask: ImageLike, size: tuple[int, int], label: str = "mask") -> to
             raise IecastError(f"{label}: expected a (H, W) mask tensor, got shape {tuple(mask.shape)}")
         top = 1.0
     else:
-        image = mask if isinstance(mask, Image.Image) else load_image(mask)
+        if isinstance(mask, Image.Image):
+            if max_pixels is not None and mask.width * mask.height > max_pixels:
+                raise IecastError(f"{label}: {mask.width}x{mask.height} is over the pixel limit of {max_pixels}")
+            image = mask
+        else:
+            with _pixel_limit_disabled():
+                image = load_image(mask, max_pixels=max_pixels)
         m = torch.from_numpy(np.asarray(image.convert("L"), dtype=np.float32).copy())[None, None]
         top = 255.0
     if tuple(m.shape[-2:]) != tuple(size):
@@ -194,6 +231,25 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
             return torch.bfloat16 if native_bf16(device) else torch.float16
         return torch.bfloat16 if native_bf16(device) else torch.float32
     return DTYPES[precision]
+
+
+def _memory_errors(method):
+    """An allocation that fails (the machine's memory, a ulimit, the GPU's) becomes one line naming the
+    image, never the allocator's own text."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (MemoryError, RuntimeError) as exc:
+            text = str(exc)
+            if not isinstance(exc, MemoryError) and "can't allocate memory" not in text and "out of memory" not in text.lower():
+                raise
+            image = args[0] if args else kwargs.get("content", kwargs.get("style"))
+            wanted = re.search(r"allocate (\d+) bytes", text)
+            amount = f" ({int(wanted.group(1)) / 1e9:.1f} GB at once)" if wanted else ""
+            raise IecastError(f"{_label(image, 'image')}: not enough memory to process it{amount}; use a smaller "
+                              f"content or style size, a smaller --tile, or a lower --max-pixels") from None
+    return wrapper
 
 
 class Stylizer:
@@ -261,6 +317,24 @@ class Stylizer:
 
     # ------------------------------------------------------------------ styles
 
+    def load_style(self, style: ImageLike, style_size: StyleSize = "auto", max_pixels: int | None = MAX_PIXELS) -> torch.Tensor:
+        """A style as the (1, 3, H, W) tensor `prepare_style` encodes: read, checked and resized.
+
+        Its size after resizing must be within `max_pixels` and, since a style is encoded whole
+        (not in tiles), within MAX_STYLE_PIXELS too; both are checked before resizing.
+        `max_pixels=None` lifts both limits.
+        """
+        label = _label(style, "style")
+        size = effective_style_size(style_size, style, self.training_style_size)
+        s = load_as_tensor(style, label, max_pixels)[:1]
+        _check_min_side(s, label)
+        check_resize(label, *s.shape[-2:], size, max_pixels)
+        if max_pixels is not None and MAX_STYLE_PIXELS < max_pixels:
+            check_resize(label, *s.shape[-2:], size, MAX_STYLE_PIXELS, "style limit",
+                         "styles are encoded whole: give a smaller style size (--style-size) or crop the style")
+        return resize_shorter_side(s, size, max_pixels=max_pixels, label=label)
+
+    @_memory_errors
     @torch.inference_mode()
     def prepare_style(self, style: ImageLike | PreparedStyle, style_size: StyleSize = "auto",
                       match_colors_of: torch.Tensor | None = None, max_pixels: int | None = MAX_PIXELS) -> PreparedStyle:
@@ -273,10 +347,7 @@ class Stylizer:
         if isinstance(style, PreparedStyle):
             return style
         label = _label(style, "style")
-        size = effective_style_size(style_size, style, self.training_style_size)
-        s = load_as_tensor(style, label, max_pixels)[:1]
-        _check_min_side(s, label)
-        s = resize_shorter_side(s, size)
+        s = self.load_style(style, style_size, max_pixels)
         if match_colors_of is not None:
             s = match_color_histogram(s, match_colors_of[:1].to(s))
         s, size = pad_to_multiple(s, 1, MIN_PADDED_SIDE)
@@ -284,6 +355,7 @@ class Stylizer:
 
     # ------------------------------------------------------------------ stylize
 
+    @_memory_errors
     @torch.inference_mode()
     def stylize(self, content: ImageLike, style: ImageLike | PreparedStyle | Sequence[ImageLike | PreparedStyle],
                 alpha: float = 1.0, *, style_weights: Sequence[float] | None = None,
@@ -322,11 +394,11 @@ class Stylizer:
         blend = normalise_style_weights(style_weights, len(styles))
         label = _label(content, "content")
         c = load_as_tensor(content, label, max_pixels)
-        c = resize_shorter_side(c, content_size)
+        c = resize_shorter_side(c, content_size, max_pixels=max_pixels, label=label)
         _check_min_side(c, label)
         mask_maps = None
         if masks is not None:
-            mask_maps = torch.cat([load_mask(m, tuple(c.shape[-2:]), f"mask {i + 1}") for i, m in enumerate(masks)])
+            mask_maps = torch.cat([load_mask(m, tuple(c.shape[-2:]), f"mask {i + 1}", max_pixels) for i, m in enumerate(masks)])
         shared = None if preserve_color == "histogram" else [self.prepare_style(s, style_size, None, max_pixels)
                                                               for s in styles]
         outputs = []

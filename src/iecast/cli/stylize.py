@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -26,7 +27,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_control_arguments(p: argparse.ArgumentParser) -> None:
-    from iecast.stylizer import MAX_PIXELS
+    from iecast.images import MAX_PIXELS, MAX_STYLE_PIXELS
 
     p.add_argument("--alpha", type=float, default=1.0, help="stylization strength in [0, 1] (0 = content)")
     p.add_argument("--style-weights", type=float, nargs="+", metavar="W",
@@ -43,7 +44,9 @@ def add_control_arguments(p: argparse.ArgumentParser) -> None:
                    help="process large images in overlapping tiles of PX pixels "
                         "(auto: 2048 px tiles for images over 2048x2048 pixels)")
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
-                   help=f"refuse larger images (decompression bombs); default {MAX_PIXELS}")
+                   help=f"refuse images with more pixels, as read and after every resize (decompression bombs, "
+                        f"extreme aspect ratios); default {MAX_PIXELS}. Styles, encoded whole, are also limited "
+                        f"to {MAX_STYLE_PIXELS}")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -135,35 +138,102 @@ def output_path(output: Path, as_file: bool, content: Path, style_name: str, ext
     return output / f"{content.stem}_stylized_{style_name}{suffix}"
 
 
+def file_key(path: Path) -> tuple:
+    """What identifies a file on disk: its device and inode when it exists (links, case-insensitive
+    names), else its absolute, normalised path."""
+    try:
+        st = os.stat(path)
+        return ("inode", st.st_dev, st.st_ino)
+    except OSError:
+        return ("path", os.path.normcase(os.path.abspath(path)))
+
+
+def check_targets(targets: list[Path], inputs: list[Path]) -> None:
+    """Refuse, before any work, a result that would replace an input or another result."""
+    input_keys = {file_key(p) for p in inputs}
+    seen: dict[tuple, Path] = {}
+    for target in targets:
+        key = file_key(target)
+        if key in input_keys:
+            raise IecastError(f"{target}: is one of the input images; writing a result there would replace it, "
+                              f"so give another output")
+        if key in seen:
+            raise IecastError(f"{target}: two results would be written to this file (inputs with the same name "
+                              f"in different folders?); write them to separate outputs")
+        seen[key] = target
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from iecast.images import save_image
+    from iecast.images import check_writable
     from iecast.inputs import expand_images
 
     with warnings_as_lines():
         contents = expand_images(args.content, "content")
-        styles = expand_images(args.style, "style")
         kwargs = control_kwargs(args)
         blended = args.style_weights is not None or args.mask is not None
+        # a blend takes its styles as given: `-s a.jpg a.jpg --style-weights 0.3 0.7` is two styles
+        styles = expand_images(args.style, "style", unique=not blended)
         if args.mask is not None and len(args.mask) != len(styles):
             raise IecastError(f"got {len(args.mask)} masks for {len(styles)} styles; give one mask per style")
         jobs = [(c, styles, "+".join(s.stem for s in styles)) for c in contents] if blended else \
             [(c, [s], s.stem) for c in contents for s in styles]
         output = Path(args.output)
-        as_file = output.suffix.lower() in OUTPUT_EXTENSIONS
-        if output.suffix and not as_file and not output.is_dir():
+        wants_folder = args.output.endswith(("/", os.sep))
+        as_file = output.suffix.lower() in OUTPUT_EXTENSIONS and not wants_folder
+        if output.suffix and not as_file and not wants_folder and not output.is_dir():
             raise IecastError(f"{output}: unsupported output format {output.suffix}; use .jpg, .png or .webp")
         if as_file and len(jobs) > 1:
             raise IecastError(f"{output}: {len(jobs)} results to write; give a folder, not a file name")
         if not 0.0 <= args.alpha <= 1.0:
             raise IecastError(f"alpha must be in [0, 1] (got {args.alpha})")
+        targets = [output_path(output, as_file, c, name, args.ext) for c, _, name in jobs]
+        check_targets(targets, contents + styles + [Path(m) for m in args.mask or []])
+        check_writable(output.parent if as_file else output)
         stylizer = build_stylizer(args)
-        histogram = args.preserve_color == "histogram"
-        prepared = {} if histogram else {s: stylizer.prepare_style(s, kwargs["style_size"], max_pixels=args.max_pixels)
-                                         for s in styles}
-        for content, job_styles, style_name in tqdm(jobs, desc="stylize", unit="image", disable=args.quiet or None):
-            result = stylizer.stylize(content, [prepared.get(s, s) for s in job_styles],
+        return stylize_all(args, stylizer, jobs, targets, kwargs, tqdm)
+
+
+def stylize_all(args: argparse.Namespace, stylizer, jobs: list, targets: list[Path], kwargs: dict, tqdm) -> int:
+    """Run every job. With one job its error is the run's; with several, a bad input is reported
+    and skipped, the others are finished, and a summary line ends the run (exit status 1).
+    A write failure stops the run at once: the next writes would fail the same way."""
+    from iecast.images import WriteError, save_image
+
+    single = len(jobs) == 1
+    errors: dict[Path, str] = {}  # bad input -> its error, in the order found
+
+    def failed(image: Path, exc: IecastError) -> None:
+        if single or isinstance(exc, WriteError):
+            raise exc
+        if image not in errors:
+            errors[image] = str(exc)
+            tqdm.write(f"iecast: error: {exc}", file=sys.stderr)
+
+    histogram = args.preserve_color == "histogram"
+    ready = {}  # style path -> PreparedStyle, or (histogram mode) its checked, resized tensor
+    for s in dict.fromkeys(s for _, job_styles, _ in jobs for s in job_styles):
+        try:
+            ready[s] = stylizer.load_style(s, kwargs["style_size"], args.max_pixels) if histogram else \
+                stylizer.prepare_style(s, kwargs["style_size"], max_pixels=args.max_pixels)
+        except IecastError as exc:
+            failed(s, exc)
+    written = 0
+    for (content, job_styles, _), target in tqdm(list(zip(jobs, targets)), desc="stylize", unit="image",
+                                                disable=args.quiet or None):
+        if content in errors or any(s not in ready for s in job_styles):
+            continue
+        try:
+            result = stylizer.stylize(content, [ready[s] for s in job_styles],
                                       style_weights=args.style_weights, masks=args.mask, **kwargs)
-            print(save_image(result, output_path(output, as_file, content, style_name, args.ext)))
+            written_path = save_image(result, target)
+        except IecastError as exc:
+            failed(content, exc)
+            continue
+        tqdm.write(str(written_path))
+        written += 1
+    if written < len(jobs):
+        raise IecastError(f"{len(jobs) - written} of {len(jobs)} results failed "
+                          f"({', '.join(p.name for p in errors)}); {written} written")
     return 0
