@@ -112,17 +112,19 @@ def _existing_ancestor(folder: Path) -> Path:
     return folder
 
 
-def check_writable(folder: str | os.PathLike) -> None:
-    """Raise a one-line `WriteError` unless files can be written into `folder` (created if missing).
+def check_writable(folder: str | os.PathLike, target: str | os.PathLike | None = None) -> None:
+    """Raise a one-line `WriteError` unless files can be written into `folder` (created if missing);
+    `target`, the file or folder about to be written there, names the failure.
 
     Checked by writing a small hidden file (then removed) into the folder, or into its nearest
     existing ancestor, so a read-only or full disk, or a path through a file, is found before
     any work instead of after it; this works for root too, whom permission bits do not stop.
     """
     folder = Path(folder)
+    target = folder if target is None else target
     existing = _existing_ancestor(folder)
     if not existing.is_dir():
-        raise WriteError(f"{existing}: is a file, not a folder, so {folder} cannot be written")
+        raise WriteError(f"{existing}: is a file, not a folder, so {target} cannot be written")
     probe = existing / f".iecast-write-check-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     created = False
     try:
@@ -130,7 +132,7 @@ def check_writable(folder: str | os.PathLike) -> None:
             created = True
             f.write(b"\0" * WRITE_CHECK_BYTES)
     except OSError as exc:
-        raise WriteError(f"{folder}: cannot write to {existing} ({_reason(exc)})") from None
+        raise WriteError(f"{target}: cannot write to {existing} ({_reason(exc)})") from None
     finally:
         if created:
             with contextlib.suppress(OSError):

@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
             raise IecastError(f"alpha must be in [0, 1] (got {args.alpha})")
         targets = [output_path(output, as_file, c, name, args.ext) for c, _, name in jobs]
         check_targets(targets, contents + styles + [Path(m) for m in args.mask or []])
-        check_writable(output.parent if as_file else output)
+        check_writable(output.parent if as_file else output, args.output)
         stylizer = build_stylizer(args)
         return stylize_all(args, stylizer, jobs, targets, kwargs, tqdm)
 
