@@ -391,3 +391,30 @@ def test_same_style_twice_with_two_weights_is_two_styles(capsys, tmp_path, weigh
     code, _, err = run(capsys, "stylize", "-c", content, "-s", style, style, "--mask", mask, mask,
                        "-o", tmp_path / "masked.png", "--weights", weights_file, *FAST)
     assert code == 0, err
+
+
+def test_running_out_of_memory_is_one_line_without_the_allocators_text(weights_file, monkeypatch):
+    """What the limits let through can still exceed a small machine: the error names the image."""
+    from iecast.stylizer import Stylizer
+
+    stylizer = Stylizer.from_pretrained(weights_file, device="cpu", precision="fp32")
+    content, style = Image.new("RGB", (48, 40)), Image.new("RGB", (32, 32))
+    allocator = ("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                 "you tried to allocate 5505024000 bytes. Error code 12 (Cannot allocate memory)")
+
+    def fail(*_args, **_kwargs):
+        raise RuntimeError(allocator)
+
+    prepared = stylizer.prepare_style(style, style_size=32)
+    monkeypatch.setattr(stylizer, "_encode", fail)
+    for call, who in ((lambda: stylizer.stylize(content, prepared), "content"),
+                      (lambda: stylizer.stylize(content, style, style_size=32), "style"),  # the style goes first
+                      (lambda: stylizer.prepare_style(style), "style")):
+        with pytest.raises(IecastError) as caught:
+            call()
+        message = str(caught.value)
+        assert message.startswith(f"{who}: not enough memory") and "5.5 GB" in message and "\n" not in message
+        assert "Allocator" not in message and "alloc_cpu" not in message  # no allocator internals
+    monkeypatch.setattr(stylizer, "_encode", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):  # other errors are not disguised
+        stylizer.stylize(content, prepared)

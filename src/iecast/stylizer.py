@@ -247,7 +247,8 @@ def _memory_errors(method):
             image = args[0] if args else kwargs.get("content", kwargs.get("style"))
             wanted = re.search(r"allocate (\d+) bytes", text)
             amount = f" ({int(wanted.group(1)) / 1e9:.1f} GB at once)" if wanted else ""
-            raise IecastError(f"{_label(image, 'image')}: not enough memory to process it{amount}; use a smaller "
+            what = "content" if method.__name__ == "stylize" else "style"
+            raise IecastError(f"{_label(image, what)}: not enough memory to process it{amount}; use a smaller "
                               f"content or style size, a smaller --tile, or a lower --max-pixels") from None
     return wrapper
 
