@@ -18,7 +18,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence, Union
+from typing import Callable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 import torch
@@ -418,13 +418,15 @@ class Stylizer:
     @torch.inference_mode()
     def stylize_prepared(self, content: torch.Tensor, styles: Sequence[PreparedStyle], alpha: float = 1.0,
                          style_weights: Sequence[float] | None = None, masks: torch.Tensor | None = None,
-                         identity_size: StyleSize = "auto", tile: int | str | None = "auto") -> torch.Tensor:
+                         identity_size: StyleSize = "auto", tile: int | str | None = "auto",
+                         features_hook: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """The core pass on one (1, 3, H, W) content tensor with prepared styles; returns (1, 3, H, W) in [0, 1].
 
         `masks` is (len(styles), 1, H, W) of 0/1. The content's own keys (for alpha < 1 and
         uncovered mask areas) come from the content downscaled so its shorter side is at most
         `identity_size` ('auto': the model's `training_style_size`, as for styles; None: full
-        size), which bounds their cost on large images.
+        size), which bounds their cost on large images. `features_hook`, if given, receives the
+        transformed features (before the decoder; of the padded content) and returns the ones to decode.
         """
         if identity_size == "auto":
             identity_size = self.training_style_size
@@ -448,6 +450,8 @@ class Stylizer:
             pairs.append((identity_weight, self._identity_style(padded, feats, identity_size)))
         mixed = self._transform_mix(feats, pairs)
         del feats
+        if features_hook is not None:  # e.g. video's temporal blending of the transformed features
+            mixed = features_hook(mixed)
         out = decode_tiled(self._head, mixed, tile_px, self._decoder_halo)
         return out[:, :, :height, :width].clamp_(0, 1)
 

@@ -8,6 +8,8 @@ renamed at the end, so a failed run never leaves a half-written video.
 from __future__ import annotations
 
 import os
+import re
+import time
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -16,13 +18,15 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from iecast.color import transfer_luminance
 from iecast.errors import IecastError
 from iecast.images import save_image, tensor_to_pil
 from iecast.inputs import images_in_folder
-from iecast.stylizer import (MAX_PIXELS, ImageLike, IecastWarning, PreparedStyle, StyleSize, Stylizer,
+from iecast.stylizer import (MAX_PIXELS, MIN_SIDE, ImageLike, IecastWarning, PreparedStyle, StyleSize, Stylizer,
                              load_as_tensor, load_mask, normalise_style_weights, resize_shorter_side)
 
 VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".mkv", ".mov")
+STALE_AFTER_S = 10.0  # an unlocked temporary file this old whose process is gone (or reused) is a leftover
 FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 DEFAULT_FOLDER_FPS = Fraction(25)
 AUDIO_COPYABLE = {  # audio codecs each output container takes as they are
@@ -38,6 +42,87 @@ def _av():
     except ImportError as exc:
         raise IecastError("video needs PyAV: pip install 'iecast[video]'") from exc
     return av
+
+
+def _lock(path: Path):
+    """An open descriptor holding an exclusive lock on `path` (created), or None where locks are unsupported.
+
+    The lock dies with the process, even under SIGKILL: a temporary file nobody holds is a leftover."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: leftovers are recognised by age alone
+        return None
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _unlock(fd) -> None:
+    if fd is not None:
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _abandoned(path: Path, pid: int) -> bool:
+    """True for a temporary file of a run that is over: nobody holds its lock, and its process is gone
+    (or the file is older than STALE_AFTER_S, for a reused pid). Never our own process's files."""
+    if pid == os.getpid():
+        return False
+    try:
+        age = time.time() - path.stat().st_mtime
+        import fcntl
+    except FileNotFoundError:
+        return False
+    except ImportError:
+        return age > 24 * 3600
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # a live run holds it
+    finally:
+        os.close(fd)
+    return not _pid_alive(pid) or age > STALE_AFTER_S
+
+
+def remove_leftovers(pattern: re.Pattern, folder: Path) -> list[Path]:
+    """Delete the files in `folder` matching `pattern` (its group 'pid' the writer's process) whose run is over."""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        match = pattern.fullmatch(path.name)
+        if match and _abandoned(path, int(match.group("pid"))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _frame_count_from_tag(stream) -> float | None:
+    """Seconds in a stream's DURATION tag (Matroska writes one per stream), or None."""
+    tag = (stream.metadata or {}).get("DURATION") or (stream.metadata or {}).get("duration")
+    match = re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", tag or "")
+    if not match:
+        return None
+    return int(match.group(1)) * 3600 + int(match.group(2)) * 60 + float(match.group(3))
 
 
 class FrameSource:
@@ -57,6 +142,7 @@ class FrameSource:
                 raise IecastError(f"{self.path}: folder has no frames (image files)")
             self.fps = Fraction(fps).limit_denominator(1001) if fps else DEFAULT_FOLDER_FPS
             self.count: int | None = len(self.files)
+            self.size = None  # each frame is checked as it is read
             return
         av = _av()
         if self.path.stat().st_size == 0:
@@ -69,11 +155,27 @@ class FrameSource:
             self.close()
             raise IecastError(f"{self.path}: has no video stream")
         self.video = self.container.streams.video[0]
+        width, height = self.video.codec_context.width, self.video.codec_context.height
+        self.size = (width, height) if width and height else None
+        if max_pixels is not None and width * height > max_pixels:
+            self.close()
+            raise IecastError(f"{self.path}: frames of {width}x{height} are over the pixel limit of {max_pixels}")
         rate = self.video.average_rate or self.video.guessed_rate or self.video.base_rate
-        self.fps = Fraction(fps).limit_denominator(1001) if fps else Fraction(rate) if rate else DEFAULT_FOLDER_FPS
-        self.count = int(self.video.frames) or None
-        if self.count is None and self.video.duration and self.video.time_base:
-            self.count = round(float(self.video.duration * self.video.time_base * self.fps))
+        native = Fraction(rate) if rate else None
+        self.fps = Fraction(fps).limit_denominator(1001) if fps else native or DEFAULT_FOLDER_FPS
+        # `declared`: the frame count the file states for its video stream (checked at the end);
+        # `count` also falls back on the container's duration, for the progress bar only.
+        self.declared: int | None = int(self.video.frames) or None
+        self.declared_exact = self.declared is not None
+        seconds = _frame_count_from_tag(self.video)
+        if self.declared is None and self.video.duration and self.video.time_base:
+            seconds = float(self.video.duration * self.video.time_base)
+        if self.declared is None and seconds and native:
+            self.declared = round(seconds * native)
+        self.count = self.declared
+        if self.count is None and self.container.duration and native:
+            self.count = round(self.container.duration / 1e6 * native)
+        self.decoded = 0
         self.audio = self.container.streams.audio[0] if self.container.streams.audio else None
 
     def close(self) -> None:
@@ -93,12 +195,30 @@ class FrameSource:
             for packet in self.container.demux(*streams):
                 if packet.stream.type == "video":
                     for frame in packet.decode():
+                        if self.max_pixels is not None and frame.width * frame.height > self.max_pixels:
+                            raise IecastError(f"{self.path}: frame {self.decoded + 1} is {frame.width}x{frame.height}, "
+                                              f"over the pixel limit of {self.max_pixels}")
                         rgb = frame.to_ndarray(format="rgb24")
+                        self.decoded += 1
                         yield "frame", torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float().div_(255)
                 elif packet.dts is not None:
                     yield "audio", packet
         except av.FFmpegError as exc:
-            raise IecastError(f"{self.path}: damaged video ({str(exc).splitlines()[0][:100]})") from exc
+            raise IecastError(f"{self.path}: damaged video after {self.decoded} frames "
+                              f"({str(exc).splitlines()[0][:100]})") from exc
+        self._check_complete()
+
+    def _check_complete(self) -> None:
+        """Warn when the file ended before the frames its video stream declares (a truncated file).
+
+        Counts derived from a duration may be off by one frame, so those need a shortfall of two."""
+        if self.declared is None or not self.decoded:
+            return
+        slack = 0 if self.declared_exact else 1
+        if self.decoded < self.declared - slack:
+            warnings.warn(f"{self.path}: the input ended early: decoded {self.decoded} of {self.declared} frames "
+                          f"the file declares (truncated or damaged?); the output has {self.decoded} frames",
+                          IecastWarning, stacklevel=3)
 
 
 class VideoWriter:
@@ -111,8 +231,16 @@ class VideoWriter:
                               f"use {', '.join(VIDEO_OUTPUT_EXTENSIONS)} or a folder for frames")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.fps, self.crf = path, fps, crf
+        remove_leftovers(re.compile(rf"\.{re.escape(path.stem)}\.(?P<pid>\d+)\.tmp{re.escape(path.suffix)}"),
+                         path.parent)
         self.tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-        self.container = av.open(str(self.tmp), "w")
+        self._lock = _lock(self.tmp)  # held until finish/abort; a SIGKILLed run's file is then unlocked
+        try:
+            self.container = av.open(str(self.tmp), "w")
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            _unlock(self._lock)
+            raise
         self.stream = None
         self.audio_out = None
         self.resampler = None
@@ -185,6 +313,8 @@ class VideoWriter:
                 self.container.mux(packet)
         self.container.close()
         os.replace(self.tmp, self.path)
+        _unlock(self._lock)
+        self._lock = None
         return self.path
 
     def abort(self) -> None:
@@ -194,17 +324,62 @@ class VideoWriter:
             pass
         if self.tmp.exists():
             self.tmp.unlink()
+        _unlock(self._lock)
+        self._lock = None
+
+
+FRAME_NAME = re.compile(r"frame_\d{6}\.[A-Za-z]+")
+PARTIAL_MARKER = re.compile(r"\.iecast-partial\.(?P<pid>\d+)")
+FRAME_TMP = re.compile(r"\.frame_\d{6}\.[A-Za-z]+\.(?P<pid>\d+)\.tmp")
+
+
+def remove_partial_frames(folder: Path) -> int:
+    """Frames left in `folder` by a run that was killed (its marker file is unlocked): removed, with
+    their temporary files. Returns how many frames were removed."""
+    if not folder.is_dir():
+        return 0
+    remove_leftovers(FRAME_TMP, folder)
+    markers = [p for p in folder.iterdir() if PARTIAL_MARKER.fullmatch(p.name)]
+    removed = 0
+    for marker in markers:
+        if not _abandoned(marker, int(PARTIAL_MARKER.fullmatch(marker.name).group("pid"))):
+            continue
+        for name in marker.read_text(encoding="utf-8").split():
+            if FRAME_NAME.fullmatch(name) and (folder / name).is_file():
+                (folder / name).unlink()
+                removed += 1
+        marker.unlink(missing_ok=True)
+    return removed
 
 
 class FolderWriter:
-    """Frames written as frame_000001.<ext>, each atomically."""
+    """Frames written as frame_000001.<ext>, each atomically.
+
+    While the run lasts, a locked hidden marker (.iecast-partial.<pid>) lists the frames written so
+    far; a killed run's frames are removed by the next run into the same folder."""
 
     def __init__(self, folder: Path, ext: str = ".png") -> None:
         self.folder, self.ext, self.frames, self.written = folder, ext, 0, []
+        self.created = not folder.exists()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.marker = folder / f".iecast-partial.{os.getpid()}"
+        self._lock = _lock(self.marker)
+        self._marker_file = open(self.marker, "a", encoding="utf-8")
+
+    def _close_marker(self) -> None:
+        if self._marker_file is not None:
+            self._marker_file.close()
+            self._marker_file = None
+            self.marker.unlink(missing_ok=True)
+            _unlock(self._lock)
+            self._lock = None
 
     def write_frame(self, image: torch.Tensor) -> None:
         self.frames += 1
-        self.written.append(save_image(tensor_to_pil(image), self.folder / f"frame_{self.frames:06d}{self.ext}"))
+        name = f"frame_{self.frames:06d}{self.ext}"
+        self._marker_file.write(name + "\n")  # listed before it exists: a kill mid-write leaves nothing unlisted
+        self._marker_file.flush()
+        self.written.append(save_image(tensor_to_pil(image), self.folder / name))
 
     def write_audio(self, packet) -> None:
         """Frame folders have no sound."""
@@ -212,11 +387,33 @@ class FolderWriter:
     def finish(self) -> Path:
         if not self.frames:
             raise IecastError(f"{self.folder}: the source had no frames; nothing written")
+        self._close_marker()
         return self.folder
 
     def abort(self) -> None:
         for file in self.written:
             file.unlink(missing_ok=True)
+        self._close_marker()
+        if self.created:
+            try:
+                self.folder.rmdir()  # only if empty
+            except OSError:
+                pass
+
+
+def _check_resized(width: int, height: int, content_size: int | None, max_pixels: int | None) -> None:
+    """Refuse (before any allocation) a resize to a shorter side of `content_size` over the pixel limit."""
+    if content_size is not None and max_pixels is not None:
+        scale = content_size / min(height, width)
+        new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+        if new_h * new_w > max_pixels:
+            raise IecastError(f"frames of {width}x{height} resized to a shorter side of {content_size} would be "
+                              f"{new_w}x{new_h}, over the pixel limit of {max_pixels}")
+
+
+def _resized(frame: torch.Tensor, content_size: int | None, max_pixels: int | None) -> torch.Tensor:
+    _check_resized(frame.shape[-1], frame.shape[-2], content_size, max_pixels)
+    return resize_shorter_side(frame, content_size)
 
 
 def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
@@ -226,7 +423,7 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
                   content_size: int | None = None, style_size: StyleSize = "auto",
                   tile: int | str | None = "auto", fps: float | None = None, crf: int = 18,
                   frame_ext: str | None = None, progress: bool = True,
-                  max_pixels: int | None = MAX_PIXELS) -> Path:
+                  max_pixels: int | None = MAX_PIXELS, temporal: bool = False) -> Path:
     """Stylize every frame of a video file or frame folder into a video file or frame folder.
 
     `output` ending in .mp4/.mkv/.mov is a video (H.264, same frame rate, audio copied);
@@ -234,6 +431,12 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
     (equal weights unless `style_weights`); masks apply to every frame. With
     `preserve_color='histogram'` the styles take the first frame's colours. `fps` sets the rate
     of a frame folder (default 25) or overrides a video's.
+
+    `temporal=True` keeps adjacent frames consistent: each frame's transformed features and output
+    are blended with the previous frame's, warped by optical flow where the flow is reliable
+    (see `iecast.temporal`; needs OpenCV). Off by default: every frame is then stylized on its own.
+    A file that ends before the frames it declares gives an `IecastWarning` saying how many
+    frames were decoded.
     """
     from tqdm.auto import tqdm
 
@@ -253,12 +456,23 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
     ext = (frame_ext if frame_ext.startswith(".") else f".{frame_ext}") if frame_ext else ".png"
     if ext.lower() not in FRAME_EXTENSIONS:
         raise IecastError(f"unsupported frame format {ext}; use one of {', '.join(FRAME_EXTENSIONS)}")
+    if not as_video and output.is_dir():
+        removed = remove_partial_frames(output)
+        if removed:
+            warnings.warn(f"{output}: removed {removed} frames left by an interrupted run", IecastWarning, stacklevel=2)
     if not as_video and output.is_dir() and any(output.glob("frame_*")):
         raise IecastError(f"{output}: already holds frame_* files; choose an empty folder")
+    blender = None
+    if temporal:
+        from iecast.temporal import TemporalBlender
+
+        blender = TemporalBlender()
     source_frames = FrameSource(source, fps, max_pixels)
     writer = None
     mask_maps = None
     try:
+        if source_frames.size is not None:
+            _check_resized(*source_frames.size, content_size, max_pixels)
         histogram = preserve_color == "histogram"
         prepared = None if histogram else [stylizer.prepare_style(s, style_size, None, max_pixels) for s in styles]
         writer = VideoWriter(output, source_frames.fps, source_frames.audio, crf) if as_video \
@@ -268,15 +482,24 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
                 if kind == "audio":
                     writer.write_audio(item)
                     continue
-                frame = resize_shorter_side(item, content_size)
+                frame = _resized(item, content_size, max_pixels)
                 if prepared is None:
                     prepared = [stylizer.prepare_style(s, style_size, frame, max_pixels) for s in styles]
                 if masks is not None and mask_maps is None:
                     size = tuple(frame.shape[-2:])
                     mask_maps = torch.cat([load_mask(m, size, f"mask {i + 1}") for i, m in enumerate(masks)])
-                out = stylizer.stylize(frame, prepared, alpha, style_weights=weights, masks=mask_maps,
-                                       preserve_color="luminance" if preserve_color == "luminance" else None,
-                                       style_size=style_size, tile=tile)
+                if blender is None:
+                    out = stylizer.stylize(frame, prepared, alpha, style_weights=weights, masks=mask_maps,
+                                           preserve_color="luminance" if preserve_color == "luminance" else None,
+                                           style_size=style_size, tile=tile)
+                else:
+                    if min(frame.shape[-2:]) < MIN_SIDE:
+                        raise IecastError(f"{source}: frames of {frame.shape[-1]}x{frame.shape[-2]} are too small; "
+                                          f"each side must be at least {MIN_SIDE} pixels")
+                    luminance = (lambda x, content=frame: transfer_luminance(x, content.to(x.device))) \
+                        if preserve_color == "luminance" else None
+                    out = blender.stylize(stylizer, frame, prepared, alpha, weights, mask_maps, style_size, tile,
+                                          finish=luminance)
                 writer.write_frame(out.cpu())
                 bar.update(1)
         result = writer.finish()
