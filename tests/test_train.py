@@ -291,3 +291,32 @@ def test_discriminator_step_is_the_two_pass_update_and_the_g_side_leaves_d_alone
     assert stylizations.grad is not None and stylizations.grad.abs().sum() > 0
     assert all(torch.equal(p.grad, g) for p, g in zip(disc.parameters(), d_grads))  # D's gradients untouched
     assert all(p.requires_grad for p in disc.parameters())
+
+
+def test_precision_auto_trains_in_bf16_mixed_where_native_and_records_it(data, tmp_path, monkeypatch, capsys):
+    """`precision=auto` with the detection saying "native bf16" trains in bf16-mixed (forced here, so
+    it runs on every machine: tiny crops, as emulated bf16 is slow): the losses stay finite, the
+    start of the run says which precision it chose, and config.json, the checkpoint and the export
+    record the resolved value."""
+    import iecast.hardware
+
+    monkeypatch.setattr(iecast.hardware, "native_bf16", lambda device: True)
+    config = tiny_config(data, tmp_path / "auto", precision="auto", crop=32, resize=32, loss_adversarial=0,
+                         iterations=3, checkpoint_every=3, image_every=3)
+    assert config.precision == "auto"
+    ckpt = train(config).checkpoint
+    err = capsys.readouterr().err
+    assert "iecast: training precision bf16-mixed (auto: cpu has native bf16)" in err
+    assert json.loads((tmp_path / "auto" / "config.json").read_text())["precision"] == "bf16-mixed"
+    lines = [json.loads(l) for l in (tmp_path / "auto" / "log.jsonl").read_text().splitlines()]
+    assert lines[0]["precision"] == "bf16-mixed" and lines[0]["precision_requested"] == "auto"
+    totals = [l["total"] for l in lines if "total" in l]
+    assert len(totals) == 3 and all(torch.isfinite(torch.tensor(totals)))
+    assert read_checkpoint(ckpt)["config"]["precision"] == "bf16-mixed"
+    exported = export_checkpoint(ckpt, tmp_path / "auto.safetensors")
+    assert json.loads(read_stylizer(exported)[1]["config"])["precision"] == "bf16-mixed"
+
+    monkeypatch.setattr(iecast.hardware, "native_bf16", lambda device: False)
+    train(dataclasses.replace(config, out_dir=str(tmp_path / "fp32"), iterations=1, checkpoint_every=1))
+    assert "iecast: training precision 32-true (auto: no native bf16 on cpu" in capsys.readouterr().err
+    assert json.loads((tmp_path / "fp32" / "config.json").read_text())["precision"] == "32-true"

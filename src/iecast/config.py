@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ class TrainConfig:
     loss_contrastive_content: float = 0.3
     loss_contrastive_style: float = 0.3
     loss_adversarial: float = 5.0
-    precision: str = "32-true"  # "32-true", "bf16-mixed", "16-mixed"
+    precision: str = "32-true"  # "auto" (bf16-mixed where bf16 is native, else 32-true), "32-true", "bf16-mixed", "16-mixed"
     channels_last: bool = False
     accelerator: str = "auto"
     devices: int = 1
@@ -67,6 +68,7 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Raise a one-line IecastError for settings that cannot train."""
+        self._validate_numbers()
         if self.h < 2:
             raise IecastError(f"h must be >= 2 (every output needs a positive sharing its style and its content); got {self.h}")
         if self.transform not in ("sanet", "adain"):
@@ -81,29 +83,65 @@ class TrainConfig:
             raise IecastError(f"crop must be >= 128 with the adversarial loss (its coarsest scale needs 2x2 features); got {self.crop}")
         if self.resize < self.crop:
             raise IecastError(f"resize ({self.resize}) must be >= crop ({self.crop})")
-        if self.precision not in ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true"):
-            raise IecastError(f"precision must be one of 32-true, bf16-mixed, 16-mixed; got {self.precision!r}")
-        for name in ("iterations", "checkpoint_every", "keep_checkpoints", "log_every", "image_every", "devices", "num_nodes"):
-            if getattr(self, name) < 1:
-                raise IecastError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if self.precision not in TRAIN_PRECISIONS:
+            raise IecastError(f"precision must be one of auto, 32-true, bf16-mixed, 16-mixed, bf16-true; got {self.precision!r}")
         if not self.content or not self.style:
             raise IecastError("training needs content and style data: set content=[...] and style=[...] (folders or list files)")
         return self
+
+    def _validate_numbers(self) -> None:
+        """Every numeric setting within its range: finite, the right sign, integers within bounds."""
+        for name, (low, high) in INT_RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise IecastError(f"{name} must be an integer; got {value!r}")
+            if value < low:
+                raise IecastError(f"{name} must be >= {low}; got {value}")
+            if high is not None and value > high:
+                raise IecastError(f"{name} must be <= {high}; got {value}")
+        for name, rule in FLOAT_RULES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise IecastError(f"{name} must be a finite number; got {value!r}")
+            if rule == ">=0" and value < 0:
+                raise IecastError(f"{name} must be >= 0; got {value!r}")
+            if rule == ">0" and value <= 0:
+                raise IecastError(f"{name} must be > 0; got {value!r}")
+            if rule == "[0,1)" and not 0 <= value < 1:
+                raise IecastError(f"{name} must be in [0, 1) (an Adam beta); got {value!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
+TRAIN_PRECISIONS = ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true")
+
+# (lowest, highest or None) of each integer setting; h, crop and resize have further rules in validate()
+INT_RANGES: dict[str, tuple[int, int | None]] = {
+    "iterations": (1, None), "h": (2, 4096), "resize": (32, 16384), "crop": (32, 16384),
+    "devices": (1, None), "num_nodes": (1, None), "workers": (0, 1024), "seed": (0, 2**63 - 1),
+    "checkpoint_every": (1, None), "keep_checkpoints": (1, None), "log_every": (1, None), "image_every": (1, None),
+}
+
+# learning rates may be 0 (a frozen warm start); Adam's betas lie in [0, 1); the contrastive
+# temperature divides the similarities, so it must be positive
+FLOAT_RULES: dict[str, str] = {
+    "lr": ">=0", "lr_decay": ">=0", "d_lr": ">=0", "d_beta1": "[0,1)", "d_beta2": "[0,1)", "temperature": ">0",
+    "loss_content": ">=0", "loss_style": ">=0", "loss_identity_pixel": ">=0", "loss_identity_feature": ">=0",
+    "loss_contrastive_content": ">=0", "loss_contrastive_style": ">=0", "loss_adversarial": ">=0",
+}
+
 PRESETS: dict[str, dict] = {
     # Exactly the release: batch 12 (h=6), 512 resize + 256 crop, fp32, 160k iterations.
     "paper": {},
     # Most learning per CPU-hour on a 2-core AVX2 machine (benchmarks/train_step_benchmark.py):
-    # the smallest valid batch and crop, fp32 NCHW (bf16 autocast and channels_last measured
-    # slower there, and on AVX-512 without BF16: no native bf16 kernels). Loss weights and lr stay
-    # the release's: weighting content 10x made decoders collapse to flat images, and 5x or 10x
-    # the lr reconstructed worse by iteration 100 (docs/training/README.md).
+    # the smallest valid batch and crop, NCHW. Precision "auto": fp32 there (bf16 autocast
+    # measured slower without native bf16 kernels, AVX2 or AVX-512 without BF16), bf16-mixed on
+    # CPUs with AMX or AVX512-BF16 and on GPUs (2.4x the fp32 step on an AMX Xeon, issue 21).
+    # Loss weights and lr stay the release's: weighting content 10x made decoders collapse to
+    # flat images, and 5x or 10x the lr reconstructed worse by iteration 100 (docs/training/README.md).
     "cpu-small": {
-        "h": 2, "resize": 256, "crop": 128, "precision": "32-true", "channels_last": False,
+        "h": 2, "resize": 256, "crop": 128, "precision": "auto", "channels_last": False,
         "workers": 1, "checkpoint_every": 50, "log_every": 5, "image_every": 50,
     },
 }
@@ -171,7 +209,10 @@ def read_config_file(path: str | Path) -> dict:
     try:
         text = path.read_text()
         if path.suffix == ".toml":
-            import tomllib
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10: the same parser as the tomli package
+                import tomli as tomllib
 
             data = tomllib.loads(text)
         elif path.suffix in (".yaml", ".yml"):

@@ -7,6 +7,7 @@ exactly where a straight run would be.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -354,13 +355,61 @@ def train(config: TrainConfig) -> TrainResult:
     from lightning_fabric import Fabric
 
     config.validate()
+    requested = config.precision
+    # the run records what ran: config.json, checkpoints and exports carry the resolved precision
+    config = dataclasses.replace(config, precision=resolve_train_precision(config.precision, config.accelerator))
     fabric = Fabric(accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes,
                     strategy=config.strategy, precision=config.precision)
-    return fabric.launch(_train, config)
+    return fabric.launch(_train, config, requested)
 
 
-def _train(fabric, config: TrainConfig) -> TrainResult:
+def training_device_type(accelerator: str) -> str:
+    """The device type Fabric will train on for `accelerator` ('auto': CUDA, then MPS, then CPU)."""
+    if accelerator in ("cuda", "gpu"):
+        return "cuda"
+    if accelerator in ("cpu", "mps"):
+        return accelerator
+    if accelerator == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        return "mps" if mps is not None and mps.is_available() else "cpu"
+    return accelerator
+
+
+def resolve_train_precision(precision: str, accelerator: str) -> str:
+    """'auto' is bf16-mixed where the training device computes bf16 natively (CUDA GPUs with bf16,
+    CPUs with AMX or AVX512-BF16), else 32-true; any other value is kept as set."""
+    if precision != "auto":
+        return precision
+    from iecast.hardware import native_bf16
+
+    return "bf16-mixed" if native_bf16(training_device_type(accelerator)) else "32-true"
+
+
+def precision_note(requested: str, resolved: str, device_type: str) -> str:
+    """One line for the start of a run: the precision it trains in and why."""
+    from iecast.hardware import native_bf16
+
+    native = native_bf16(device_type)
+    if requested == "auto":
+        why = (f"auto: {device_type} has native bf16" if native
+               else f"auto: no native bf16 on {device_type}" + (" (neither AMX nor AVX512-BF16)" if device_type == "cpu" else ""))
+    else:
+        why = "as set"
+        if "bf16" in resolved and device_type == "cpu" and not native:
+            why += "; this CPU has no native bf16 (AMX or AVX512-BF16), so it is emulated and slower than 32-true"
+    return f"iecast: training precision {resolved} ({why})"
+
+
+def _train(fabric, config: TrainConfig, requested_precision: str | None = None) -> TrainResult:
+    import sys
+
     from tqdm.auto import tqdm
+
+    if fabric.is_global_zero:
+        print(precision_note(requested_precision or config.precision, config.precision, fabric.device.type),
+              file=sys.stderr, flush=True)
 
     out_dir = Path(config.out_dir)
     weights = config.loss_weights()
@@ -431,6 +480,7 @@ def _train(fabric, config: TrainConfig) -> TrainResult:
             stale.unlink(missing_ok=True)
         (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
         log.scalars(start, {"event": "start", "resumed_from": str(resume_path) if resume_path else None,
+                            "precision": config.precision, "precision_requested": requested_precision or config.precision,
                             "content_images": len(contents), "style_images": len(styles), "world_size": fabric.world_size})
 
     def checkpoint(iteration: int) -> Path:

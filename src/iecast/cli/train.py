@@ -20,7 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--devices", type=int)
     p.add_argument("--num-nodes", dest="num_nodes", type=int)
     p.add_argument("--strategy", help="Fabric strategy: auto, ddp, ddp_spawn, ...")
-    p.add_argument("--precision", help="32-true, bf16-mixed or 16-mixed")
+    p.add_argument("--precision", help="auto (bf16-mixed where the hardware has native bf16: GPUs with bf16, CPUs with "
+                                       "AMX or AVX512-BF16; else 32-true), 32-true, bf16-mixed or 16-mixed "
+                                       "(default: the preset's; cpu-small uses auto, paper 32-true)")
     p.set_defaults(func=run)
 
 
