@@ -5,8 +5,9 @@ result can be carried over reliably:
 
 1. Dense optical flow between the raw previous and current frames (OpenCV Farneback), in both
    directions. A pixel is *reliable* where the two flows agree (forward-backward consistency,
-   the occlusion test of Sundaram et al. 2010) and its match lies inside the frame; occluded,
-   newly visible and badly matched pixels are not.
+   the occlusion test of Sundaram et al. 2010), its match lies inside the frame and looks like
+   it (luma within MAX_MISMATCH); occluded, newly visible and badly matched pixels are not, and
+   neither is anything when under MIN_RELIABLE of the frame is reliable (a scene cut).
 2. Features: the transformed (attention-output) features of the current frame are blended with
    the previous frame's blended features, warped along the flow, at reliable positions
    (`feature_weight`), before the decoder runs; the decoder then paints consistent strokes.
@@ -14,7 +15,9 @@ result can be carried over reliably:
    (`pixel_weight`), which removes the flicker that remains after decoding.
 
 Unreliable pixels keep the frame's own stylization, so new content and scene cuts are painted
-fresh. A static clip (zero flow, everything reliable, identical features) gives exactly the
+fresh. The shares trade stability against crispness: what is carried over is resampled again
+at every frame, so a large share smears strokes (docs/performance.md has the measurements); the
+default, 0.3 for both, keeps the frames' content and style losses within 5% of per-frame. A static clip (zero flow, everything reliable, identical features) gives exactly the
 per-frame result. OpenCV is optional (`pip install 'iecast[eval]'`).
 """
 from __future__ import annotations
@@ -27,9 +30,11 @@ import torch.nn.functional as F
 
 from iecast.errors import IecastError
 
-FEATURE_WEIGHT = 0.5  # share of the warped previous features at fully reliable positions
-PIXEL_WEIGHT = 0.5  # share of the warped previous output at fully reliable pixels
+DEFAULT_STRENGTH = 0.3  # share of the warped previous features and output at fully reliable positions
+FEATURE_WEIGHT = PIXEL_WEIGHT = DEFAULT_STRENGTH
 FEATURE_STRIDE = 8  # relu4_1 is 1/8 of the (padded) input
+MAX_MISMATCH = 24 / 255  # a reliable pixel's match in the previous raw frame differs by at most this (luma)
+MIN_RELIABLE = 0.5  # below this reliable fraction of the frame, it is a scene cut: nothing is carried over
 
 
 def _cv2():
@@ -81,45 +86,18 @@ def reliable(backward: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:
     return ((mismatch <= allowed) & inside).float()
 
 
-def match_channel_stats(x: torch.Tensor, reference: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """`x` with each channel's spatial mean and standard deviation set to `reference`'s.
-
-    Averaging two frames' features whose textures differ lowers their spread, which the decoder
-    would paint as a washed-out style; the style lives in these statistics (as in AdaIN)."""
-    mean_x, std_x = x.mean((-2, -1), keepdim=True), x.std((-2, -1), keepdim=True)
-    mean_r, std_r = reference.mean((-2, -1), keepdim=True), reference.std((-2, -1), keepdim=True)
-    return (x - mean_x) * (std_r / (std_x + eps)) + mean_r
-
-
-def _low_pass(x: torch.Tensor, size: int = 5) -> torch.Tensor:
-    return F.avg_pool2d(F.pad(x, (size // 2,) * 4, mode="replicate"), size, stride=1)
-
-
-def restore_detail(blended: torch.Tensor, fresh: torch.Tensor, max_gain: float = 1.5) -> torch.Tensor:
-    """`blended` with its fine detail (what a 5x5 box blur removes) scaled, per channel, to the spread
-    of `fresh`'s: averaging two differently textured frames halves texture contrast, never more than
-    the fresh frame has."""
-    base = _low_pass(blended)
-    detail = blended - base
-    fresh_detail = fresh - _low_pass(fresh)
-    gain = (fresh_detail.std((-2, -1), keepdim=True) / detail.std((-2, -1), keepdim=True).clamp_min(1e-6))
-    return (base + detail * gain.clamp(1.0, max_gain)).clamp_(0, 1)
-
-
 class TemporalBlender:
     """Carries one video's state between frames: the previous raw frame, features and output.
 
     Use `stylize(...)` once per frame, in order. `reset()` forgets the past (e.g. a new clip).
     """
 
-    def __init__(self, feature_weight: float = FEATURE_WEIGHT, pixel_weight: float = PIXEL_WEIGHT,
-                 keep_statistics: bool = False, keep_detail: bool = False) -> None:
+    def __init__(self, feature_weight: float = FEATURE_WEIGHT, pixel_weight: float = PIXEL_WEIGHT) -> None:
         for name, value in (("feature_weight", feature_weight), ("pixel_weight", pixel_weight)):
             if not 0.0 <= value < 1.0:
                 raise IecastError(f"temporal {name} must be in [0, 1) (got {value})")
         _cv2()
         self.feature_weight, self.pixel_weight = feature_weight, pixel_weight
-        self.keep_statistics, self.keep_detail = keep_statistics, keep_detail
         self.reset()
 
     def reset(self) -> None:
@@ -138,8 +116,13 @@ class TemporalBlender:
         else:
             backward = torch.from_numpy(optical_flow(gray, self.previous_gray))
             forward = torch.from_numpy(optical_flow(self.previous_gray, gray))
-            self.flow, self.mask = backward, reliable(backward, forward)
+            previous = torch.from_numpy(self.previous_gray).float().div(255)[None, None]
+            current = torch.from_numpy(gray).float().div(255)
+            matches = (warp(previous, backward)[0, 0] - current).abs() <= MAX_MISMATCH
+            self.flow, self.mask = backward, reliable(backward, forward) * matches
             self.reliable_fraction = float(self.mask.mean())
+            if self.reliable_fraction < MIN_RELIABLE:
+                self.mask = torch.zeros_like(self.mask)
         self.previous_gray = gray
 
     def blend_features(self, mixed: torch.Tensor) -> torch.Tensor:
@@ -155,8 +138,7 @@ class TemporalBlender:
             mask = F.avg_pool2d(F.pad(self.mask[None, None], pad)[..., :padded_h, :padded_w], FEATURE_STRIDE)
             share = (self.feature_weight * mask).to(mixed.device, mixed.dtype)
             carried = warp(self.previous_features, flow[0].permute(1, 2, 0))
-            blended = mixed + share * (carried - mixed)
-            mixed = match_channel_stats(blended, mixed) if self.keep_statistics else blended
+            mixed = mixed + share * (carried - mixed)
         self.previous_features = mixed.clone()
         return mixed
 
@@ -167,8 +149,7 @@ class TemporalBlender:
             mask = F.avg_pool2d(self.mask[None, None], 3, stride=1, padding=1, count_include_pad=False)
             share = (self.pixel_weight * mask).to(out.device, out.dtype)
             carried = warp(self.previous_output, self.flow.to(out.device), mode="bicubic").clamp_(0, 1)
-            blended = out + share * (carried - out)
-            out = restore_detail(blended, out) if self.keep_detail else blended
+            out = out + share * (carried - out)
         self.previous_output = out.clone()
         return out
 

@@ -423,7 +423,7 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
                   content_size: int | None = None, style_size: StyleSize = "auto",
                   tile: int | str | None = "auto", fps: float | None = None, crf: int = 18,
                   frame_ext: str | None = None, progress: bool = True,
-                  max_pixels: int | None = MAX_PIXELS, temporal: bool = False) -> Path:
+                  max_pixels: int | None = MAX_PIXELS, temporal: bool | float = False) -> Path:
     """Stylize every frame of a video file or frame folder into a video file or frame folder.
 
     `output` ending in .mp4/.mkv/.mov is a video (H.264, same frame rate, audio copied);
@@ -434,7 +434,9 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
 
     `temporal=True` keeps adjacent frames consistent: each frame's transformed features and output
     are blended with the previous frame's, warped by optical flow where the flow is reliable
-    (see `iecast.temporal`; needs OpenCV). Off by default: every frame is then stylized on its own.
+    (see `iecast.temporal`; needs OpenCV). A number in (0, 1) sets the previous frame's share
+    (True: `iecast.temporal.DEFAULT_STRENGTH`; more is steadier and softer). Off by default:
+    every frame is then stylized on its own.
     A file that ends before the frames it declares gives an `IecastWarning` saying how many
     frames were decoded.
     """
@@ -463,10 +465,13 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
     if not as_video and output.is_dir() and any(output.glob("frame_*")):
         raise IecastError(f"{output}: already holds frame_* files; choose an empty folder")
     blender = None
-    if temporal:
-        from iecast.temporal import TemporalBlender
+    if temporal is not False and temporal is not None:
+        from iecast.temporal import DEFAULT_STRENGTH, TemporalBlender
 
-        blender = TemporalBlender()
+        strength = DEFAULT_STRENGTH if temporal is True else float(temporal)
+        if not 0.0 < strength < 1.0:
+            raise IecastError(f"temporal strength must be in (0, 1) (got {temporal})")
+        blender = TemporalBlender(strength, strength)
     source_frames = FrameSource(source, fps, max_pixels)
     writer = None
     mask_maps = None

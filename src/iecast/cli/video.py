@@ -44,9 +44,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, help="frame rate for a frame-folder input (default 25) or to override")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better, 0-51; default 18)")
     p.add_argument("--ext", choices=["png", "jpg", "webp"], default="png", help="frame format for folder output")
-    p.add_argument("--temporal", action="store_true",
+    p.add_argument("--temporal", type=float, nargs="?", const=True, default=False, metavar="STRENGTH",
                    help="keep adjacent frames consistent: blend each frame's features and output with the previous "
-                        "frame's, warped by optical flow where it is reliable (needs OpenCV; off by default)")
+                        "frame's, warped by optical flow where it is reliable (needs OpenCV; off by default). "
+                        "STRENGTH in (0, 1) is the previous frame's share (default 0.3; more is steadier but softer)")
     add_control_arguments(p)
     add_model_arguments(p)
     p.set_defaults(func=run)
