@@ -1,10 +1,8 @@
 """`iecast video --temporal` against plain per-frame stylization: stability, and no blur.
 
 For each clip (a folder of frames), the first N frames are resized to a shorter side of SIZE and
-stylized with the shipped default model both ways. Per frame the encoder and the attention run
-once; the per-frame output decodes those features as they are, the temporal output decodes them
-after `TemporalBlender.blend_features` and then applies `blend_output` (the same code as
-`stylize_video(..., temporal=True)`, which a test checks).
+stylized with the shipped default model (fp32) per frame and through `TemporalBlender.stylize`
+(the code `stylize_video(..., temporal=...)` runs, which a test checks), for each variant.
 
 Printed per clip and mode:
 
@@ -16,8 +14,11 @@ Printed per clip and mode:
   `vgg16-imagenet-offline-normalised` (the default model trained with the -rms encoder), against
   the frame and the style image resized to SIZE; and the temporal/per-frame change in percent.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/temporal_video.py --weights 0.3:0.3 0.5:0.5   # 4 clips, 12 frames, 256 px
-    .venv/bin/python benchmarks/temporal_video.py --clips cats --frames 8 --size 128 --weights 0.5:0.5 0.7:0.7
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/temporal_video.py        # 4 clips, 12 frames, 256 px, default
+    .venv/bin/python benchmarks/temporal_video.py --clips cats --frames 6 --variants 0.8 0.8:0:0.3 0:0:0.3
+
+A variant is CONTENT[:FEATURE[:PIXEL]], the previous frame's shares (`TemporalBlender`'s
+content_weight, feature_weight, pixel_weight); the default is `--temporal`'s.
 """
 from __future__ import annotations
 
@@ -46,31 +47,23 @@ CLIP_STYLES = {  # one painting per clip, different kinds of texture
 JUDGE = "vgg16-imagenet-offline-normalised"
 
 
-def parse_weights(text: str) -> tuple[float, float]:
-    feature, pixel = text.split(":")
-    return float(feature), float(pixel)
+def parse_variant(text: str) -> tuple[float, float, float]:
+    shares = [float(x) for x in text.split(":")]
+    if not 1 <= len(shares) <= 3:
+        raise argparse.ArgumentTypeError(f"expected CONTENT[:FEATURE[:PIXEL]], got {text!r}")
+    return tuple(shares + [0.0] * (3 - len(shares)))
 
 
 @torch.inference_mode()
-def stylize_clip(stylizer: Stylizer, frames: list[torch.Tensor], style: Path,
-                 variants: list[tuple[float, float]]) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+def stylize_clip(stylizer: Stylizer, frames: list[torch.Tensor], style,
+                 variants: list[tuple[float, float, float]]) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
     prepared = [stylizer.prepare_style(style)]
-    blenders = [TemporalBlender(fw, pw) for fw, pw in variants]
+    blenders = [TemporalBlender(*shares) for shares in variants]
     plain, blended = [], [[] for _ in variants]
     for frame in frames:
-        captured = {}
-
-        def capture(mixed):
-            captured["mixed"] = mixed
-            return mixed
-
-        plain.append(stylizer.stylize_prepared(frame, prepared, tile=None, features_hook=capture).float())
-        height, width = frame.shape[-2:]
+        plain.append(stylizer.stylize_prepared(frame, prepared).float())
         for blender, outs in zip(blenders, blended):
-            blender._next_frame(frame)
-            mixed = blender.blend_features(captured["mixed"].clone())
-            out = stylizer._head(mixed)[:, :, :height, :width].clamp(0, 1).float()
-            outs.append(blender.blend_output(out))
+            outs.append(blender.stylize(stylizer, frame, prepared))
     return plain, blended
 
 
@@ -94,14 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", nargs="+", default=list(CLIP_STYLES), help="clip folders under --data/video")
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--size", type=int, default=256, help="shorter side for stylization")
-    parser.add_argument("--weights", type=parse_weights, nargs="+", default=None, metavar="FEATURE:PIXEL",
-                        help="temporal variants (default: the shipped FEATURE_WEIGHT:PIXEL_WEIGHT)")
+    parser.add_argument("--variants", type=parse_variant, nargs="+", default=None, metavar="CONTENT[:FEATURE[:PIXEL]]",
+                        help="temporal variants (default: --temporal's)")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    from iecast.temporal import FEATURE_WEIGHT, PIXEL_WEIGHT
+    from iecast.temporal import DEFAULT_STRENGTH
 
-    variants = args.weights or [(FEATURE_WEIGHT, PIXEL_WEIGHT)]
+    variants = args.variants or [(DEFAULT_STRENGTH, 0.0, 0.0)]
     torch.manual_seed(0)
     stylizer = Stylizer.from_pretrained("default", precision="fp32")
     encoder = load_encoder(JUDGE)
@@ -121,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                            for a, b in zip(unit[:-1], unit[1:])) / (len(unit) - 1)
         raw_warp = metrics.warping_error(raw_full, raw_full)
         rows = {"per-frame": judge(encoder, torch.cat(plain), contents_feats, style_feats, raw_full, raw_adjacent)}
-        for (fw, pw), outs in zip(variants, blended):
-            rows[f"temporal {fw}:{pw}"] = judge(encoder, torch.cat(outs), contents_feats, style_feats, raw_full,
+        for shares, outs in zip(variants, blended):
+            rows["temporal " + ":".join(f"{x:g}" for x in shares)] = judge(encoder, torch.cat(outs), contents_feats, style_feats, raw_full,
                                                 raw_adjacent)
         base = rows["per-frame"]
         print(f"\n{name}: {len(files)} frames, {frames[0].shape[-1]}x{frames[0].shape[-2]}, style {style_path.name}, "

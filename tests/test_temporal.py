@@ -126,9 +126,9 @@ def test_temporal_changes_later_frames_and_steadies_them(tmp_path, stylizer, sty
     assert 0 <= temporal.min() and temporal.max() <= 1
     raw = torch.stack([torch.from_numpy(f).permute(2, 0, 1).float() / 255 for f in frames])
     plain_error, temporal_error = metrics.warping_error(plain, raw), metrics.warping_error(temporal, raw)
-    assert temporal_error < 0.6 * plain_error, (temporal_error, plain_error)  # measured: 0.38x
+    assert temporal_error < 0.85 * plain_error, (temporal_error, plain_error)  # measured: 0.70x
     # Not washed out. A noise style on 48x64 frames is a harsh case (measured: pixel std -17%, style
-    # loss +15%, content loss +3%); the benchmark's paintings at 256 px are in docs/performance.md.
+    # loss +1%, content loss +6%); the benchmark's paintings at 256 px are in docs/performance.md.
     assert temporal[1:].std(dim=(2, 3)).mean() > 0.75 * plain[1:].std(dim=(2, 3)).mean()
     from iecast.stylizer import load_as_tensor
     from iecast.weights import load_encoder
@@ -141,7 +141,7 @@ def test_temporal_changes_later_frames_and_steadies_them(tmp_path, stylizer, sty
                 sum(metrics.content_loss(o[None], r[None], judge) for o, r in zip(outs[1:], raw[1:])) / 4)
 
     (plain_style, plain_content), (temporal_style, temporal_content) = mean_losses(plain), mean_losses(temporal)
-    assert temporal_style < 1.25 * plain_style and temporal_content < 1.1 * plain_content
+    assert temporal_style < 1.1 * plain_style and temporal_content < 1.15 * plain_content
 
 
 def test_strength_sets_the_share(tmp_path, stylizer, style):
@@ -149,12 +149,12 @@ def test_strength_sets_the_share(tmp_path, stylizer, style):
 
     source = write_frames(tmp_path / "pan", panning(3))
     outs = {}
-    for i, strength in enumerate((True, 0.3, 0.6)):
+    for i, strength in enumerate((True, 0.8, 0.4)):
         stylize_video(stylizer, source, style, tmp_path / f"out{i}", style_size=32, progress=False,
                       temporal=strength)
         outs[strength] = read_frames(tmp_path / f"out{i}")
-    assert torch.equal(outs[True], outs[0.3])  # True is the default strength, 0.3
-    assert not torch.equal(outs[0.3][2], outs[0.6][2])
+    assert torch.equal(outs[True], outs[0.8])  # True is the default strength, 0.8
+    assert not torch.equal(outs[0.8][2], outs[0.4][2])
     for bad in (0.0, 1.0, 1.5):
         with pytest.raises(IecastError, match=r"temporal strength must be in \(0, 1\)"):
             stylize_video(stylizer, source, style, tmp_path / "bad", style_size=32, progress=False, temporal=bad)
@@ -187,3 +187,31 @@ def test_cli_flag(capsys, tmp_path, style):
     with pytest.raises(SystemExit):
         main(["video", "--help"])
     assert "--temporal [STRENGTH]" in capsys.readouterr().out
+
+
+def test_benchmark_path_matches_stylize_video(tmp_path, stylizer, style):
+    """benchmarks/temporal_video.py shares each frame's encoding between both modes; its temporal
+    frames must be what `stylize_video(temporal=...)` writes."""
+    from iecast.video import stylize_video
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        import temporal_video
+    finally:
+        sys.path.pop(0)
+    frames = panning(3)
+    source = write_frames(tmp_path / "pan", frames)
+    tensors = [torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255 for f in frames]
+    from iecast.stylizer import resize_shorter_side
+
+    prepared = stylizer.prepare_style(resize_shorter_side(load_style(style), 32), None)
+    plain, (temporal,) = temporal_video.stylize_clip(stylizer, tensors, prepared, [(0.5, 0.0, 0.0)])
+    stylize_video(stylizer, source, prepared, tmp_path / "out", progress=False, temporal=0.5)
+    written = read_frames(tmp_path / "out")
+    assert (torch.cat(temporal) - written).abs().max() <= 1 / 255 + 1e-6
+
+
+def load_style(path: Path) -> torch.Tensor:
+    from iecast.stylizer import load_as_tensor
+
+    return load_as_tensor(path)

@@ -419,14 +419,17 @@ class Stylizer:
     def stylize_prepared(self, content: torch.Tensor, styles: Sequence[PreparedStyle], alpha: float = 1.0,
                          style_weights: Sequence[float] | None = None, masks: torch.Tensor | None = None,
                          identity_size: StyleSize = "auto", tile: int | str | None = "auto",
-                         features_hook: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+                         features_hook: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                         content_hook: Callable[[dict], dict] | None = None) -> torch.Tensor:
         """The core pass on one (1, 3, H, W) content tensor with prepared styles; returns (1, 3, H, W) in [0, 1].
 
         `masks` is (len(styles), 1, H, W) of 0/1. The content's own keys (for alpha < 1 and
         uncovered mask areas) come from the content downscaled so its shorter side is at most
         `identity_size` ('auto': the model's `training_style_size`, as for styles; None: full
-        size), which bounds their cost on large images. `features_hook`, if given, receives the
-        transformed features (before the decoder; of the padded content) and returns the ones to decode.
+        size), which bounds their cost on large images. `content_hook`, if given, receives the
+        content's encoder features ({tap: tensor}, of the padded content) and returns the ones to
+        transform; `features_hook` receives the transformed features and returns the ones to decode
+        (video's temporal blending uses them).
         """
         if identity_size == "auto":
             identity_size = self.training_style_size
@@ -435,6 +438,8 @@ class Stylizer:
         tile_px = choose_tile(height, width, tile)
         padded, _ = pad_to_multiple(content, PAD_MULTIPLE, MIN_PADDED_SIDE)
         feats = self._encode(padded, tile_px)
+        if content_hook is not None:
+            feats = content_hook(feats)
         grid = feats["relu4_1"].shape[-2:]
         if masks is not None:
             padded_masks, _ = pad_to_multiple(masks.to(self.device, torch.float32), PAD_MULTIPLE, MIN_PADDED_SIDE)

@@ -1,23 +1,26 @@
 """Temporal consistency for video stylization (`iecast video --temporal`).
 
-Each frame is stylized on its own, then pulled towards the previous frame's result where that
-result can be carried over reliably:
+Each frame is stylized with its network inputs pulled towards the previous frame's where they can
+be carried over reliably:
 
 1. Dense optical flow between the raw previous and current frames (OpenCV Farneback), in both
    directions. A pixel is *reliable* where the two flows agree (forward-backward consistency,
    the occlusion test of Sundaram et al. 2010), its match lies inside the frame and looks like
    it (luma within MAX_MISMATCH); occluded, newly visible and badly matched pixels are not, and
    neither is anything when under MIN_RELIABLE of the frame is reliable (a scene cut).
-2. Features: the transformed (attention-output) features of the current frame are blended with
-   the previous frame's blended features, warped along the flow, at reliable positions
-   (`feature_weight`), before the decoder runs; the decoder then paints consistent strokes.
-3. Pixels: the decoded frame is blended the same way with the previous output, warped
-   (`pixel_weight`), which removes the flicker that remains after decoding.
+2. Content features (the default, `content_weight`): the encoder's relu4_1/relu5_1 features of
+   the current frame are blended with the previous frame's blended features, warped along the
+   flow (on the feature grid), at reliable positions, before the attention runs. The attention
+   then picks the same style patterns for the same content, and what is decoded is still one
+   unaveraged stylization, so strokes stay crisp.
+3. Optionally the transformed (attention-output) features (`feature_weight`) and the decoded
+   output (`pixel_weight`) are blended the same way. Both steady the video much more, but they
+   average two different stylizations and resample the carried one at every frame, which smears
+   the strokes: at 256 px a pixel share of 0.3 raised the style loss by 15% (docs/performance.md).
 
 Unreliable pixels keep the frame's own stylization, so new content and scene cuts are painted
-fresh. The shares trade stability against crispness: what is carried over is resampled again
-at every frame, so a large share smears strokes (docs/performance.md has the measurements); the
-default, 0.3 for both, keeps the frames' content and style losses within 5% of per-frame. A static clip (zero flow, everything reliable, identical features) gives exactly the
+fresh. The default content share, 0.8, keeps the frames' content and style losses within 5% of
+per-frame stylization (docs/performance.md). A static clip (zero flow, everything reliable, identical features) gives exactly the
 per-frame result. OpenCV is optional (`pip install 'iecast[eval]'`).
 """
 from __future__ import annotations
@@ -29,10 +32,9 @@ import torch
 import torch.nn.functional as F
 
 from iecast.errors import IecastError
+from iecast.stylizer import MIN_PADDED_SIDE as MIN_PADDED, PAD_MULTIPLE as PAD
 
-DEFAULT_STRENGTH = 0.3  # share of the warped previous features and output at fully reliable positions
-FEATURE_WEIGHT = PIXEL_WEIGHT = DEFAULT_STRENGTH
-FEATURE_STRIDE = 8  # relu4_1 is 1/8 of the (padded) input
+DEFAULT_STRENGTH = 0.8  # share of the warped previous content features at fully reliable positions
 MAX_MISMATCH = 24 / 255  # a reliable pixel's match in the previous raw frame differs by at most this (luma)
 MIN_RELIABLE = 0.5  # below this reliable fraction of the frame, it is a scene cut: nothing is carried over
 
@@ -89,19 +91,24 @@ def reliable(backward: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:
 class TemporalBlender:
     """Carries one video's state between frames: the previous raw frame, features and output.
 
-    Use `stylize(...)` once per frame, in order. `reset()` forgets the past (e.g. a new clip).
+    `content_weight`, `feature_weight` and `pixel_weight` are the previous frame's shares (at
+    fully reliable positions) in the content's encoder features, the transformed features and
+    the output. Use `stylize(...)` once per frame, in order; `reset()` forgets the past.
     """
 
-    def __init__(self, feature_weight: float = FEATURE_WEIGHT, pixel_weight: float = PIXEL_WEIGHT) -> None:
-        for name, value in (("feature_weight", feature_weight), ("pixel_weight", pixel_weight)):
+    def __init__(self, content_weight: float = DEFAULT_STRENGTH, feature_weight: float = 0.0,
+                 pixel_weight: float = 0.0) -> None:
+        for name, value in (("content_weight", content_weight), ("feature_weight", feature_weight),
+                            ("pixel_weight", pixel_weight)):
             if not 0.0 <= value < 1.0:
                 raise IecastError(f"temporal {name} must be in [0, 1) (got {value})")
         _cv2()
-        self.feature_weight, self.pixel_weight = feature_weight, pixel_weight
+        self.content_weight, self.feature_weight, self.pixel_weight = content_weight, feature_weight, pixel_weight
         self.reset()
 
     def reset(self) -> None:
         self.previous_gray: np.ndarray | None = None
+        self.previous_content: dict[str, torch.Tensor] | None = None
         self.previous_features: torch.Tensor | None = None
         self.previous_output: torch.Tensor | None = None
         self.flow: torch.Tensor | None = None  # current -> previous, (H, W, 2) pixels
@@ -125,20 +132,36 @@ class TemporalBlender:
                 self.mask = torch.zeros_like(self.mask)
         self.previous_gray = gray
 
+    def _on_grid(self, grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The flow (h, w, 2) and reliable fraction (1, 1, h, w) on a feature grid of the padded frame."""
+        height, width = self.flow.shape[:2]
+        padded_h = max(MIN_PADDED, -(-height // PAD) * PAD)
+        padded_w = max(MIN_PADDED, -(-width // PAD) * PAD)
+        stride = padded_h // grid[0]
+        pad = (0, padded_w - width, 0, padded_h - height)
+        flow = F.pad(self.flow.permute(2, 0, 1).unsqueeze(0), pad, mode="replicate")
+        flow = F.avg_pool2d(flow, stride) / stride
+        mask = F.avg_pool2d(F.pad(self.mask[None, None], pad), stride)
+        return flow[0].permute(1, 2, 0), mask
+
+    def _carry(self, current: torch.Tensor, previous: torch.Tensor | None, weight: float) -> torch.Tensor:
+        if self.flow is None or previous is None or weight == 0 or previous.shape != current.shape:
+            return current
+        flow, mask = self._on_grid(tuple(current.shape[-2:]))
+        carried = warp(previous, flow.to(current.device))
+        return current + (weight * mask).to(current.device, current.dtype) * (carried - current)
+
+    def blend_content(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The stylizer's content hook: the content's encoder features, each blended with the previous
+        frame's (blended) ones along the flow, so the attention sees steady content."""
+        previous = self.previous_content or {}
+        feats = {tap: self._carry(x, previous.get(tap), self.content_weight) for tap, x in feats.items()}
+        self.previous_content = {tap: x.clone() for tap, x in feats.items()}
+        return feats
+
     def blend_features(self, mixed: torch.Tensor) -> torch.Tensor:
-        """The stylizer's hook: (1, C, h, w) transformed features of the padded frame, blended with
-        the previous frame's along the flow (downsampled to the feature grid)."""
-        if self.flow is not None and self.previous_features is not None and self.feature_weight > 0 \
-                and self.previous_features.shape == mixed.shape:
-            height, width = self.flow.shape[:2]
-            padded_h, padded_w = mixed.shape[-2] * FEATURE_STRIDE, mixed.shape[-1] * FEATURE_STRIDE
-            pad = (0, max(0, padded_w - width), 0, max(0, padded_h - height))
-            flow = F.pad(self.flow.permute(2, 0, 1).unsqueeze(0), pad, mode="replicate")[..., :padded_h, :padded_w]
-            flow = F.avg_pool2d(flow, FEATURE_STRIDE) / FEATURE_STRIDE
-            mask = F.avg_pool2d(F.pad(self.mask[None, None], pad)[..., :padded_h, :padded_w], FEATURE_STRIDE)
-            share = (self.feature_weight * mask).to(mixed.device, mixed.dtype)
-            carried = warp(self.previous_features, flow[0].permute(1, 2, 0))
-            mixed = mixed + share * (carried - mixed)
+        """The stylizer's features hook: the transformed features blended with the previous frame's."""
+        mixed = self._carry(mixed, self.previous_features, self.feature_weight)
         self.previous_features = mixed.clone()
         return mixed
 
@@ -153,6 +176,7 @@ class TemporalBlender:
         self.previous_output = out.clone()
         return out
 
+    @torch.inference_mode()
     def stylize(self, stylizer, frame: torch.Tensor, styles: Sequence, alpha: float = 1.0,
                 style_weights: Sequence[float] | None = None, masks: torch.Tensor | None = None,
                 identity_size="auto", tile="auto",
@@ -161,6 +185,6 @@ class TemporalBlender:
         transfer) runs on the blended result and is not carried to the next frame."""
         self._next_frame(frame)
         out = stylizer.stylize_prepared(frame, styles, alpha, style_weights, masks, identity_size, tile,
-                                        features_hook=self.blend_features)
+                                        features_hook=self.blend_features, content_hook=self.blend_content)
         out = self.blend_output(out.float())
         return finish(out) if finish is not None else out

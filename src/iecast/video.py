@@ -435,7 +435,7 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
     `temporal=True` keeps adjacent frames consistent: each frame's transformed features and output
     are blended with the previous frame's, warped by optical flow where the flow is reliable
     (see `iecast.temporal`; needs OpenCV). A number in (0, 1) sets the previous frame's share
-    (True: `iecast.temporal.DEFAULT_STRENGTH`; more is steadier and softer). Off by default:
+    of the content features (True: `iecast.temporal.DEFAULT_STRENGTH`, 0.8). Off by default:
     every frame is then stylized on its own.
     A file that ends before the frames it declares gives an `IecastWarning` saying how many
     frames were decoded.
@@ -471,7 +471,7 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
         strength = DEFAULT_STRENGTH if temporal is True else float(temporal)
         if not 0.0 < strength < 1.0:
             raise IecastError(f"temporal strength must be in (0, 1) (got {temporal})")
-        blender = TemporalBlender(strength, strength)
+        blender = TemporalBlender(content_weight=strength)
     source_frames = FrameSource(source, fps, max_pixels)
     writer = None
     mask_maps = None

@@ -45,9 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better, 0-51; default 18)")
     p.add_argument("--ext", choices=["png", "jpg", "webp"], default="png", help="frame format for folder output")
     p.add_argument("--temporal", type=float, nargs="?", const=True, default=False, metavar="STRENGTH",
-                   help="keep adjacent frames consistent: blend each frame's features and output with the previous "
+                   help="keep adjacent frames consistent: blend each frame's content features with the previous "
                         "frame's, warped by optical flow where it is reliable (needs OpenCV; off by default). "
-                        "STRENGTH in (0, 1) is the previous frame's share (default 0.3; more is steadier but softer)")
+                        "STRENGTH in (0, 1) is the previous frame's share of the content features (default 0.8)")
     add_control_arguments(p)
     add_model_arguments(p)
     p.set_defaults(func=run)
