@@ -19,7 +19,7 @@ be carried over reliably:
    the strokes: at 256 px a pixel share of 0.3 raised the style loss by 15% (docs/performance.md).
 
 Unreliable pixels keep the frame's own stylization, so new content and scene cuts are painted
-fresh. The default content share, 0.8, keeps the frames' content and style losses within 5% of
+fresh. The default content share, 0.7, keeps the frames' content and style losses within 5% of
 per-frame stylization (docs/performance.md). A static clip (zero flow, everything reliable, identical features) gives exactly the
 per-frame result. OpenCV is optional (`pip install 'iecast[eval]'`).
 """
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from iecast.errors import IecastError
 from iecast.stylizer import MIN_PADDED_SIDE as MIN_PADDED, PAD_MULTIPLE as PAD
 
-DEFAULT_STRENGTH = 0.8  # share of the warped previous content features at fully reliable positions
+DEFAULT_STRENGTH = 0.7  # share of the warped previous content features at fully reliable positions
 MAX_MISMATCH = 24 / 255  # a reliable pixel's match in the previous raw frame differs by at most this (luma)
 MIN_RELIABLE = 0.5  # below this reliable fraction of the frame, it is a scene cut: nothing is carried over
 

@@ -435,7 +435,7 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
     `temporal=True` keeps adjacent frames consistent: each frame's transformed features and output
     are blended with the previous frame's, warped by optical flow where the flow is reliable
     (see `iecast.temporal`; needs OpenCV). A number in (0, 1) sets the previous frame's share
-    of the content features (True: `iecast.temporal.DEFAULT_STRENGTH`, 0.8). Off by default:
+    of the content features (True: `iecast.temporal.DEFAULT_STRENGTH`, 0.7). Off by default:
     every frame is then stylized on its own.
     A file that ends before the frames it declares gives an `IecastWarning` saying how many
     frames were decoded.

@@ -47,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temporal", type=float, nargs="?", const=True, default=False, metavar="STRENGTH",
                    help="keep adjacent frames consistent: blend each frame's content features with the previous "
                         "frame's, warped by optical flow where it is reliable (needs OpenCV; off by default). "
-                        "STRENGTH in (0, 1) is the previous frame's share of the content features (default 0.8)")
+                        "STRENGTH in (0, 1) is the previous frame's share of the content features (default 0.7)")
     add_control_arguments(p)
     add_model_arguments(p)
     p.set_defaults(func=run)
