@@ -76,3 +76,22 @@ def test_fp32_does_not_depend_on_the_detection(monkeypatch):
     monkeypatch.setenv(NATIVE_BF16_ENV, "0")
     auto = Stylizer.from_pretrained("default", device="cpu").stylize(content, style, style_size=None)
     assert torch.equal(pinned, auto)
+
+
+def test_cli_notes_reduced_precision_after_success(tmp_path, monkeypatch, capsys, weights_file):
+    """`auto` on a bf16 machine says so after the run; fp32 runs print nothing extra."""
+    from PIL import Image
+
+    from iecast.cli import main
+
+    Image.new("RGB", (40, 32), (200, 40, 10)).save(tmp_path / "c.png")
+    Image.new("RGB", (32, 32), (10, 40, 200)).save(tmp_path / "s.png")
+    args = ["stylize", "-c", str(tmp_path / "c.png"), "-s", str(tmp_path / "s.png"), "--weights", str(weights_file),
+            "--device", "cpu", "--quiet"]
+    monkeypatch.setenv(NATIVE_BF16_ENV, "1")
+    assert main([*args, "-o", str(tmp_path / "auto.png")]) == 0
+    err = capsys.readouterr().err
+    assert "note: computed in bf16 on cpu (precision auto" in err and "--precision fp32" in err
+    assert main([*args, "-o", str(tmp_path / "fp32.png"), "--precision", "fp32"]) == 0
+    assert "note:" not in capsys.readouterr().err
+    assert Image.open(tmp_path / "auto.png").size == Image.open(tmp_path / "fp32.png").size == (40, 32)

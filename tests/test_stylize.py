@@ -247,12 +247,15 @@ def test_auto_style_size_is_the_models_training_scale(network, tmp_path):
 
     Image.new("RGB", (90, 60), (10, 200, 30)).save(tmp_path / "s.png")
     assert Stylizer(network).training_style_size == 512  # no record: the release's scale
-    for config, expected in (({"resize": 256, "crop": 128}, 256), ({"resize": 512}, 512), ({}, 512), ({"resize": "x"}, 512)):
+    for config, expected in (({"resize": 256, "crop": 128}, 256), ({"resize": 512}, 512), ({}, 512)):
         path = save_stylizer(tmp_path / "m.safetensors", network, network.encoder.source, config=config)
         trained = Stylizer(load_stylizer(path, encoder=network.encoder))
         assert trained.training_style_size == expected
         assert trained.prepare_style(tmp_path / "s.png").size == (expected, expected * 3 // 2)
         assert trained.prepare_style(tmp_path / "s.png", style_size=None).size == (60, 90)
+    path = save_stylizer(tmp_path / "bad.safetensors", network, network.encoder.source, config={"resize": "x"})
+    with pytest.raises(IecastError, match="resize = 'x', not a count"):
+        load_stylizer(path, encoder=network.encoder)  # a malformed header is refused, not guessed at
 
 
 def test_identity_keys_follow_the_training_scale(network, tmp_path):

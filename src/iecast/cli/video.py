@@ -8,7 +8,8 @@ import sys
 import threading
 from typing import Iterator
 
-from iecast.cli.stylize import add_control_arguments, add_model_arguments, build_stylizer, control_kwargs, warnings_as_lines
+from iecast.cli.stylize import (add_control_arguments, add_model_arguments, build_stylizer, control_kwargs,
+                                note_precision, warnings_as_lines)
 
 
 class Terminated(BaseException):
@@ -74,4 +75,5 @@ def run(args: argparse.Namespace) -> int:
         print("iecast: terminated; the partial output was removed", file=sys.stderr)
         return 128 + signal.SIGTERM
     print(out)
+    note_precision(stylizer)
     return 0
