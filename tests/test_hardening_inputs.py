@@ -28,7 +28,7 @@ from iecast import IecastError
 from iecast.cli import main
 from iecast.images import MAX_PIXELS, MAX_STYLE_PIXELS
 
-FAST = ["--style-size", "32", "--quiet"]
+FAST = ["--style-size", "32", "--quiet", "--precision", "fp32"]
 GUARD_ELEMENTS = 20_000_000  # the largest tensor F.interpolate may produce in these tests (80 MB of fp32)
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -15,7 +15,7 @@ from iecast.cli import main
 from iecast.color import rgb_to_ycbcr
 from iecast.images import fit_within, pil_to_tensor
 
-FAST = ["--style-size", "32", "--quiet"]
+FAST = ["--style-size", "32", "--quiet", "--precision", "fp32"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -129,7 +129,7 @@ def short_clip(tmp_path_factory) -> Path:
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str]:
-    code = main(["video", *args, "--style-size", "32", "--quiet"])
+    code = main(["video", *args, "--style-size", "32", "--quiet", "--precision", "fp32"])
     return code, capsys.readouterr().err
 
 
