@@ -36,7 +36,8 @@ def data(tmp_path_factory):
 def tiny_config(data, out: Path, **overrides):
     content, style = data
     settings = dict(content=[str(content)], style=[str(style)], out_dir=str(out), h=2, crop=128, resize=128,
-                    iterations=6, checkpoint_every=3, log_every=1, image_every=3, workers=0, tensorboard=False)
+                    iterations=6, checkpoint_every=3, log_every=1, image_every=3, workers=0, tensorboard=False,
+                    precision="32-true")  # pinned: cpu-small's `auto` would be bf16-mixed on AMX CPUs
     settings.update(overrides)
     return build_config("cpu-small", overrides=settings)
 
