@@ -227,16 +227,22 @@ def long_clip(tmp_path_factory) -> Path:
     return make_video(tmp_path_factory.mktemp("long") / "long.mp4", seconds=60, audio=False)
 
 
-@pytest.mark.parametrize("kind", ["video", "frames"])
-def test_sigterm_cleans_up_like_sigint(tmp_path, long_clip, style, weights_file, kind):
-    import signal
-
+def start_until_writing(tmp_path: Path, clip: Path, style: Path, weights: Path, kind: str):
+    """`iecast video` into tmp_path, started and waited on until its output is partly written."""
     out = tmp_path / ("styled.mp4" if kind == "video" else "frames")
-    process = start_cli(long_clip, style, out, weights_file)
+    process = start_cli(clip, style, out, weights)
     if kind == "video":
         wait_for(lambda: any(tmp_path.glob(".styled.*.tmp.mp4")), process)
     else:
         wait_for(lambda: (out / "frame_000002.png").exists(), process)
+    return out, process
+
+
+@pytest.mark.parametrize("kind", ["video", "frames"])
+def test_sigterm_cleans_up_like_sigint(tmp_path, long_clip, style, weights_file, kind):
+    import signal
+
+    out, process = start_until_writing(tmp_path, long_clip, style, weights_file, kind)
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM, stderr
@@ -249,12 +255,7 @@ def test_sigterm_cleans_up_like_sigint(tmp_path, long_clip, style, weights_file,
 def test_leftovers_of_a_killed_run_are_removed_next_time(capsys, tmp_path, short_clip, long_clip, style, weights_file, kind):
     import signal
 
-    out = tmp_path / ("styled.mp4" if kind == "video" else "frames")
-    process = start_cli(long_clip, style, out, weights_file)
-    if kind == "video":
-        wait_for(lambda: any(tmp_path.glob(".styled.*.tmp.mp4")), process)
-    else:
-        wait_for(lambda: (out / "frame_000002.png").exists(), process)
+    out, process = start_until_writing(tmp_path, long_clip, style, weights_file, kind)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=60)
     assert process.returncode == -signal.SIGKILL

@@ -23,7 +23,7 @@ from iecast.errors import IecastError
 from iecast.images import save_image, tensor_to_pil
 from iecast.inputs import images_in_folder
 from iecast.stylizer import (MAX_PIXELS, MIN_SIDE, ImageLike, IecastWarning, PreparedStyle, StyleSize, Stylizer,
-                             load_as_tensor, load_mask, normalise_style_weights, resize_shorter_side)
+                             check_resize, load_as_tensor, load_mask, normalise_style_weights, resize_shorter_side)
 
 VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".mkv", ".mov")
 STALE_AFTER_S = 10.0  # an unlocked temporary file this old whose process is gone (or reused) is a leftover
@@ -116,7 +116,7 @@ def remove_leftovers(pattern: re.Pattern, folder: Path) -> list[Path]:
     return removed
 
 
-def _frame_count_from_tag(stream) -> float | None:
+def _duration_from_tag(stream) -> float | None:
     """Seconds in a stream's DURATION tag (Matroska writes one per stream), or None."""
     tag = (stream.metadata or {}).get("DURATION") or (stream.metadata or {}).get("duration")
     match = re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", tag or "")
@@ -167,7 +167,7 @@ class FrameSource:
         # `count` also falls back on the container's duration, for the progress bar only.
         self.declared: int | None = int(self.video.frames) or None
         self.declared_exact = self.declared is not None
-        seconds = _frame_count_from_tag(self.video)
+        seconds = _duration_from_tag(self.video)
         if self.declared is None and self.video.duration and self.video.time_base:
             seconds = float(self.video.duration * self.video.time_base)
         if self.declared is None and seconds and native:
@@ -401,21 +401,6 @@ class FolderWriter:
                 pass
 
 
-def _check_resized(width: int, height: int, content_size: int | None, max_pixels: int | None) -> None:
-    """Refuse (before any allocation) a resize to a shorter side of `content_size` over the pixel limit."""
-    if content_size is not None and max_pixels is not None:
-        scale = content_size / min(height, width)
-        new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
-        if new_h * new_w > max_pixels:
-            raise IecastError(f"frames of {width}x{height} resized to a shorter side of {content_size} would be "
-                              f"{new_w}x{new_h}, over the pixel limit of {max_pixels}")
-
-
-def _resized(frame: torch.Tensor, content_size: int | None, max_pixels: int | None) -> torch.Tensor:
-    _check_resized(frame.shape[-1], frame.shape[-2], content_size, max_pixels)
-    return resize_shorter_side(frame, content_size)
-
-
 def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
                   style: ImageLike | PreparedStyle | Sequence[ImageLike | PreparedStyle],
                   output: str | os.PathLike, *, alpha: float = 1.0, style_weights: Sequence[float] | None = None,
@@ -432,8 +417,8 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
     `preserve_color='histogram'` the styles take the first frame's colours. `fps` sets the rate
     of a frame folder (default 25) or overrides a video's.
 
-    `temporal=True` keeps adjacent frames consistent: each frame's transformed features and output
-    are blended with the previous frame's, warped by optical flow where the flow is reliable
+    `temporal=True` keeps adjacent frames consistent: each frame's content features (before the
+    attention) are blended with the previous frame's, warped by optical flow where the flow is reliable
     (see `iecast.temporal`; needs OpenCV). A number in (0, 1) sets the previous frame's share
     of the content features (True: `iecast.temporal.DEFAULT_STRENGTH`, 0.7). Off by default:
     every frame is then stylized on its own.
@@ -477,7 +462,7 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
     mask_maps = None
     try:
         if source_frames.size is not None:
-            _check_resized(*source_frames.size, content_size, max_pixels)
+            check_resize("frames", source_frames.size[1], source_frames.size[0], content_size, max_pixels)
         histogram = preserve_color == "histogram"
         prepared = None if histogram else [stylizer.prepare_style(s, style_size, None, max_pixels) for s in styles]
         writer = VideoWriter(output, source_frames.fps, source_frames.audio, crf) if as_video \
@@ -487,7 +472,7 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
                 if kind == "audio":
                     writer.write_audio(item)
                     continue
-                frame = _resized(item, content_size, max_pixels)
+                frame = resize_shorter_side(item, content_size, max_pixels=max_pixels, label="frames")
                 if prepared is None:
                     prepared = [stylizer.prepare_style(s, style_size, frame, max_pixels) for s in styles]
                 if masks is not None and mask_maps is None:
