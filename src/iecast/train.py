@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from iecast import __version__
+from iecast import __version__, hardware
 from iecast.config import TrainConfig
 from iecast.data import PairStream, check_images, list_images, make_loader
 from iecast.errors import IecastError
@@ -370,10 +370,7 @@ def training_device_type(accelerator: str) -> str:
     if accelerator in ("cpu", "mps"):
         return accelerator
     if accelerator == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        mps = getattr(torch.backends, "mps", None)
-        return "mps" if mps is not None and mps.is_available() else "cpu"
+        return hardware.resolve_device("auto").type
     return accelerator
 
 
@@ -382,16 +379,12 @@ def resolve_train_precision(precision: str, accelerator: str) -> str:
     CPUs with AMX or AVX512-BF16), else 32-true; any other value is kept as set."""
     if precision != "auto":
         return precision
-    from iecast.hardware import native_bf16
-
-    return "bf16-mixed" if native_bf16(training_device_type(accelerator)) else "32-true"
+    return "bf16-mixed" if hardware.native_bf16(training_device_type(accelerator)) else "32-true"
 
 
 def precision_note(requested: str, resolved: str, device_type: str) -> str:
     """One line for the start of a run: the precision it trains in and why."""
-    from iecast.hardware import native_bf16
-
-    native = native_bf16(device_type)
+    native = hardware.native_bf16(device_type)
     if requested == "auto":
         why = (f"auto: {device_type} has native bf16" if native
                else f"auto: no native bf16 on {device_type}" + (" (neither AMX nor AVX512-BF16)" if device_type == "cpu" else ""))
