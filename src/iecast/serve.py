@@ -44,7 +44,7 @@ from typing import Any, Callable
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from iecast.errors import IecastError
+from iecast.errors import IecastError, is_out_of_memory
 from iecast.images import IMAGE_EXTENSIONS, fit_within, load_image
 
 try:  # the `serve` extra; at module level so FastAPI can resolve the endpoints' annotations
@@ -321,15 +321,6 @@ def expected_style_hw(style: Image.Image, style_size: int | str | None = "auto",
 
 def display_name(stem: str) -> str:
     return re.sub(r"[_\-]+", " ", stem).strip().capitalize()
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether an exception is an allocation failure (Python's, or torch's CPU / CUDA allocator)."""
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and any(
-        marker in text for marker in ("out of memory", "not enough memory", "can't allocate memory", "failed to allocate"))
 
 
 # ----------------------------------------------------------------------------- jobs

@@ -27,7 +27,7 @@ from PIL import Image
 
 from iecast import weights
 from iecast.color import PRESERVE_COLOR_MODES, match_color_histogram, transfer_luminance
-from iecast.errors import IecastError
+from iecast.errors import IecastError, is_out_of_memory
 from iecast.functional import mean_std
 from iecast.hardware import native_bf16, resolve_device
 from iecast.images import MAX_PIXELS, MAX_STYLE_PIXELS, load_image, megapixels, pil_to_tensor, tensor_to_pil, to_rgb
@@ -241,9 +241,9 @@ def _memory_errors(method):
         try:
             return method(self, *args, **kwargs)
         except (MemoryError, RuntimeError) as exc:
-            text = str(exc)
-            if not isinstance(exc, MemoryError) and "can't allocate memory" not in text and "out of memory" not in text.lower():
+            if not is_out_of_memory(exc):
                 raise
+            text = str(exc)
             image = args[0] if args else kwargs.get("content", kwargs.get("style"))
             wanted = re.search(r"allocate (\d+) bytes", text)
             amount = f" ({int(wanted.group(1)) / 1e9:.1f} GB at once)" if wanted else ""
