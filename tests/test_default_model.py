@@ -48,11 +48,19 @@ def test_default_is_registered_packaged_fp16_and_small():
 
 
 def test_default_is_the_carried_training_state():
-    """Training continues from checkpoints/iecontraast-vgg16-rms/, so it must hold what ships."""
-    carried = Path(__file__).resolve().parents[1] / "checkpoints" / "iecontraast-vgg16-rms" / "iecast.safetensors"
+    """Training continues from the default plus checkpoints/iecontraast-vgg16-rms/iecast.train.safetensors
+    (discriminator + heads), so that state must belong to what ships (tests/test_carried_state.py
+    checks every tensor of a warm start)."""
+    from safetensors import safe_open
+
+    carried = Path(__file__).resolve().parents[1] / "checkpoints" / "iecontraast-vgg16-rms" / "iecast.train.safetensors"
     shipped = weights.PRETRAINED["default"].path()  # checks the registered sha256
-    assert weights.sha256_file(carried) == weights.sha256_file(shipped)
-    iterations = json.loads(weights.read_stylizer(carried)[1]["config"])["iterations_trained"]
+    meta = weights.read_stylizer(shipped)[1]
+    iterations = json.loads(meta["config"])["iterations_trained"]
+    with safe_open(str(carried), framework="pt") as fh:
+        state = fh.metadata()
+    assert state["encoder"] == meta["encoder"]
+    assert int(state.get("iterations_trained", state["iteration"])) == iterations
     card = (shipped.parent / "MODEL_CARD.md").read_text()
     assert f"{iterations:,} iterations" in card
 

@@ -57,6 +57,9 @@ class TrainConfig:
     image_every: int = 500
     tensorboard: bool = True
     init_from: str | None = None  # warm start: pretrained name or stylizer file
+    # with init_from: the discriminator + heads file to warm-start them from (default: the stylizer's
+    # `<name>.train.safetensors` beside it, if there is one; else they start fresh)
+    init_training_state: str | None = None
     resume: str | None = None  # "auto" (newest valid checkpoint in out_dir) or a checkpoint path
 
     def loss_weights(self) -> LossWeights:
@@ -85,6 +88,8 @@ class TrainConfig:
             raise IecastError(f"resize ({self.resize}) must be >= crop ({self.crop})")
         if self.precision not in TRAIN_PRECISIONS:
             raise IecastError(f"precision must be one of auto, 32-true, bf16-mixed, 16-mixed, bf16-true; got {self.precision!r}")
+        if self.init_training_state and not self.init_from:
+            raise IecastError("init_training_state needs init_from (the stylizer file or name it goes with)")
         if not self.content or not self.style:
             raise IecastError("training needs content and style data: set content=[...] and style=[...] (folders or list files)")
         return self

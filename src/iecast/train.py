@@ -210,38 +210,68 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, fp16: bool = Fals
                  for k, v in (state.get(part) or {}).items()}
         tmp = training_state_path(out).with_suffix(".tmp")
         save_file(extra, str(tmp), metadata={"format": "iecast-train-state", "encoder": state["encoder"],
-                                              "iteration": str(state["iteration"])})
+                                              "iteration": str(state["iteration"]),
+                                              "iterations_trained": str(config["iterations_trained"])})
         publish(tmp, training_state_path(out))
     return out
 
 
-def warm_start(model: IEContraASTModel, discriminator: nn.Module | None, name_or_path: str, encoder_id: str) -> int:
-    """Initialise from an exported stylizer (and its training state file, if present); return the
-    iterations it was trained for, so the run's export can count them in `iterations_trained`."""
-    from safetensors.torch import load_file
+def find_training_state(stylizer_path: Path, training_state: str | Path | None = None) -> Path | None:
+    """The discriminator + heads file a warm start from `stylizer_path` uses: `training_state` when
+    given (it must exist), else `<name>.train.safetensors` beside the stylizer if there is one, else None."""
+    if training_state is not None:
+        path = Path(training_state)
+        if not path.is_file():
+            raise IecastError(f"{path}: no such training state file")
+        return path
+    beside = training_state_path(stylizer_path)
+    return beside if beside.is_file() else None
 
+
+def read_training_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and metadata of a `.train.safetensors` file, refusing an unreadable or damaged one."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            extra = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:
+        raise IecastError(f"{path}: not a readable training state ({(str(exc).splitlines() or [type(exc).__name__])[0][:120]})") from exc
+    bad = [k for k, v in extra.items() if not v.is_floating_point() or not bool(torch.isfinite(v).all())]
+    if bad:
+        raise IecastError(f"{path}: tensor {bad[0]} is not finite floating-point weights; the file is damaged")
+    return extra, meta
+
+
+def warm_start(model: IEContraASTModel, discriminator: nn.Module | None, name_or_path: str, encoder_id: str,
+               training_state: str | Path | None = None) -> int:
+    """Initialise from an exported stylizer and its training state (`find_training_state`: the file
+    given, else the one beside the stylizer, if present); return the iterations it was trained
+    for, so the run's export can count them in `iterations_trained`."""
     path = resolve_stylizer_path(name_or_path)
     tensors, meta = read_stylizer(path)
     if meta["encoder"] != encoder_id:
         raise IecastError(f"{path}: trained with encoder {meta['encoder']!r}, but this run uses {encoder_id!r}")
     if meta.get("transform", "sanet") != model.transform.kind:
         raise IecastError(f"{path}: a {meta.get('transform')!r} model cannot initialise a {model.transform.kind!r} run")
+    iterations = int(json.loads(meta.get("config", "{}")).get("iterations_trained", 0))
+    extra_path = find_training_state(path, training_state)
+    extra, extra_meta = read_training_state(extra_path) if extra_path is not None else ({}, {})
+    if extra_path is not None:  # a training state from another model would silently pair the wrong discriminator
+        if extra_meta.get("encoder", encoder_id) != encoder_id:
+            raise IecastError(f"{extra_path}: training state of a model with encoder {extra_meta['encoder']!r}, "
+                              f"but {path} and this run use {encoder_id!r}")
+        if "iterations_trained" in extra_meta and int(extra_meta["iterations_trained"]) != iterations:
+            raise IecastError(f"{extra_path}: training state at {extra_meta['iterations_trained']} iterations, "
+                              f"but {path} was trained for {iterations}; they are not one model's")
     load_into(model.decoder, {k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")}, path, "decoder")
     load_into(model.transform, {k[10:]: v for k, v in tensors.items() if k.startswith("transform.")}, path, "transform")
-    extra_path = training_state_path(path)
-    if extra_path.is_file():
-        try:
-            extra = load_file(str(extra_path))
-        except Exception as exc:
-            raise IecastError(f"{extra_path}: not a readable training state ({(str(exc).splitlines() or [type(exc).__name__])[0][:120]})") from exc
-        bad = [k for k, v in extra.items() if not v.is_floating_point() or not bool(torch.isfinite(v).all())]
-        if bad:
-            raise IecastError(f"{extra_path}: tensor {bad[0]} is not finite floating-point weights; the file is damaged")
-        for part, module in (("discriminator", discriminator), ("style_head", model.style_head), ("content_head", model.content_head)):
-            sub = {k[len(part) + 1:]: v for k, v in extra.items() if k.startswith(part + ".")}
-            if module is not None and sub:
-                load_into(module, sub, extra_path, part)
-    return int(json.loads(meta.get("config", "{}")).get("iterations_trained", 0))
+    for part, module in (("discriminator", discriminator), ("style_head", model.style_head), ("content_head", model.content_head)):
+        sub = {k[len(part) + 1:]: v for k, v in extra.items() if k.startswith(part + ".")}
+        if module is not None and sub:
+            load_into(module, sub, extra_path, part)
+    return iterations
 
 
 # ----------------------------------------------------------------------------- logging
@@ -437,7 +467,11 @@ def _train(fabric, config: TrainConfig, requested_precision: str | None = None) 
         model.decoder.init_kaiming()
     base_iterations = resume_state.get("base_iterations", 0) if resume_state is not None else 0
     if config.init_from and resume_state is None:
-        base_iterations = warm_start(model, discriminator, config.init_from, config.encoder)
+        base_iterations = warm_start(model, discriminator, config.init_from, config.encoder, config.init_training_state)
+        if fabric.is_global_zero and find_training_state(resolve_stylizer_path(config.init_from),
+                                                         config.init_training_state) is None:
+            print(f"iecast: warm start from {config.init_from} without a training state: the discriminator and "
+                  "heads start fresh (--init-training-state FILE names one)", file=sys.stderr, flush=True)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
         discriminator = discriminator.to(memory_format=torch.channels_last) if discriminator else None

@@ -16,7 +16,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", dest="out_dir", help="run folder (checkpoints, logs, images)")
     p.add_argument("--iterations", type=int)
     p.add_argument("--resume", help="'auto' (newest valid checkpoint in the run folder) or a checkpoint path")
-    p.add_argument("--init-from", dest="init_from", help="warm start from a pretrained name or stylizer file")
+    p.add_argument("--init-from", dest="init_from", help="warm start from a pretrained name or stylizer file; "
+                   "its discriminator and heads come from <file>.train.safetensors beside it, if present")
+    p.add_argument("--init-training-state", dest="init_training_state", metavar="FILE",
+                   help="with --init-from: the .train.safetensors (discriminator + heads) to warm-start from, "
+                        "e.g. checkpoints/iecontraast-vgg16-rms/iecast.train.safetensors with --init-from default")
     p.add_argument("--devices", type=int)
     p.add_argument("--num-nodes", dest="num_nodes", type=int)
     p.add_argument("--strategy", help="Fabric strategy: auto, ddp, ddp_spawn, ...")
@@ -31,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from iecast.train import train
 
     overrides = {k: getattr(args, k) for k in ("content", "style", "out_dir", "iterations", "resume", "init_from",
-                                                "devices", "num_nodes", "strategy", "precision")
+                                                "init_training_state", "devices", "num_nodes", "strategy", "precision")
                  if getattr(args, k) is not None}
     overrides.update(parse_override(o) for o in args.overrides)
     result = train(build_config(args.preset, args.config, overrides))
