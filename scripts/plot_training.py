@@ -3,6 +3,7 @@
     python scripts/plot_training.py runs/default/log.jsonl -o docs/default_model/training_curves.png
     python scripts/plot_training.py runs/default/log.jsonl --check 300   # the "it learns" figures
     python scripts/plot_training.py --compare IEContraAST=runs/a/log.jsonl SANet=runs/b/log.jsonl --until 2190 -o cmp.png
+    python scripts/plot_training.py docs/training/cpu_small_rms_log.jsonl.gz --check 5233   # committed logs are gzipped
 
 `--compare` overlays several runs (one log each) on the terms they share, as 50-iteration
 moving averages: runs with the same seed and data see the same batches, so the curves compare
@@ -15,6 +16,7 @@ must fall by at least 20%).
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 from pathlib import Path
 
@@ -22,11 +24,19 @@ TERMS = ("content", "style", "identity_pixel", "identity_feature", "contrastive_
          "adversarial", "discriminator", "total")
 
 
+def read_lines(path: Path) -> list[str]:
+    """A log's lines: a run's plain `log.jsonl`, or a gzip-compressed one (`docs/training/*.jsonl.gz`)."""
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            return fh.read().splitlines()
+    return path.read_text().splitlines()
+
+
 def read_log(paths: list[Path]) -> list[dict]:
-    """Loss entries of one or more logs, later logs overriding repeated iterations (resumes)."""
+    """Loss entries of one or more logs (plain or .gz), later logs overriding repeated iterations (resumes)."""
     by_iteration: dict[int, dict] = {}
     for path in paths:
-        for line in path.read_text().splitlines():
+        for line in read_lines(path):
             entry = json.loads(line)
             if "total" in entry:
                 by_iteration[entry["iteration"]] = entry
