@@ -32,6 +32,21 @@ def test_fused_upsample_conv_equals_three_steps_with_gradients(size, with_bias):
         torch.testing.assert_close(g_ours, g_expected, rtol=0, atol=1e-11)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_fused_upsample_conv_keeps_channels_last(dtype):
+    """A channels_last input gives a channels_last output (no layout round trip), same values."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 6, 5, 7, dtype=torch.float64)
+    weight, bias = torch.randn(4, 6, 3, 3, dtype=torch.float64), torch.randn(4, dtype=torch.float64)
+    expected = three_steps(x, weight, bias)
+    last = [t.to(dtype).contiguous(memory_format=torch.channels_last) for t in (x, weight)]
+    ours = upsample_reflect_conv3x3(*last, bias.to(dtype))
+    assert ours.is_contiguous(memory_format=torch.channels_last) and not ours.is_contiguous()
+    assert ours.dtype == dtype and ours.shape == expected.shape
+    tolerance = 1e-12 if dtype == torch.float64 else 0.1 * float(expected.abs().max())
+    torch.testing.assert_close(ours.double(), expected, rtol=0, atol=tolerance)
+
+
 def randomised_decoder() -> Decoder:
     torch.manual_seed(1)
     decoder = Decoder()

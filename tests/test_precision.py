@@ -69,6 +69,23 @@ def test_bf16_is_close_to_fp32_on_the_default_model(monkeypatch):
     assert 10 * math.log10(1.0 / mse) >= BF16_PSNR_DB
 
 
+def test_reduced_precision_weights_are_cast_once(monkeypatch):
+    """bf16: the weights calls run with are a bf16 copy made at construction (autocast then casts
+    no weight per call); `network` stays fp32, so exports and metrics see the full weights."""
+    content, style = _samples((32, 48))
+    stylizer = Stylizer.from_pretrained("default", device="cpu", precision="bf16")
+    assert {p.dtype for p in stylizer.compute_network.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in stylizer.network.parameters()} == {torch.float32}
+    weight_shapes = {tuple(p.shape) for p in stylizer.compute_network.parameters() if p.dim() == 4}
+    with torch.profiler.profile(record_shapes=True) as prof:
+        stylizer.stylize(content, style, style_size=None)
+    weight_casts = [e for e in prof.events() if e.name == "aten::_to_copy" and e.input_shapes
+                    and tuple(e.input_shapes[0]) in weight_shapes]
+    assert weight_casts == []
+    fp32 = Stylizer.from_pretrained("default", device="cpu", precision="fp32")
+    assert all(p.dtype == torch.float32 for p in fp32.compute_network.parameters()) and fp32.compute_network is fp32.network
+
+
 def test_fp32_does_not_depend_on_the_detection(monkeypatch):
     content, style = _samples((32, 48))
     monkeypatch.setenv(NATIVE_BF16_ENV, "1")

@@ -51,7 +51,11 @@ def upsample_reflect_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.
     Equal to the three-step form up to float rounding, gradients included.
     """
     n, _, height, width = x.shape
-    phases = [F.conv2d(F.pad(x, (1 - b, b, 1 - a, a), mode="replicate"), kernel, bias)  # rows i+a-1+{0,1}, cols j+b-1+{0,1}
-              for a, rows in enumerate(_fold_taps(weight, 2)) for b, kernel in enumerate(_fold_taps(rows, 3))]
-    out = torch.stack(phases, 2).view(n, -1, 2, 2, height, width)  # (n, channels, a, b, i, j)
+    phases = [[F.conv2d(F.pad(x, (1 - b, b, 1 - a, a), mode="replicate"), kernel, bias)  # rows i+a-1+{0,1}, cols j+b-1+{0,1}
+               for b, kernel in enumerate(_fold_taps(rows, 3))] for a, rows in enumerate(_fold_taps(weight, 2))]
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        # interleave in (n, i, a, j, b, channels) order: one copy, and the output stays channels_last
+        out = torch.stack([torch.stack([p.permute(0, 2, 3, 1) for p in row], 3) for row in phases], 2)
+        return out.view(n, 2 * height, 2 * width, -1).permute(0, 3, 1, 2)
+    out = torch.stack([p for row in phases for p in row], 2).view(n, -1, 2, 2, height, width)  # (n, channels, a, b, i, j)
     return out.permute(0, 1, 4, 2, 5, 3).reshape(n, -1, 2 * height, 2 * width)

@@ -436,7 +436,7 @@ class StylizeService:
         self.worker: threading.Thread | None = None
         self.color_modes = color_modes(stylizer)
         self.accepts_style_size = "style_size" in inspect.signature(stylizer.stylize).parameters
-        network = getattr(stylizer, "network", None)
+        network = getattr(stylizer, "compute_network", getattr(stylizer, "network", None))  # what calls run
         self.progress = ConvProgress(network) if isinstance(network, torch.nn.Module) else None
 
     # lifecycle

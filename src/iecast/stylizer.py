@@ -10,6 +10,7 @@ style (`prepare_style`) and can be reused over many contents or video frames.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import json
 import math
@@ -272,6 +273,10 @@ class Stylizer:
             channels_last = self.device.type == "cuda" or self.dtype != torch.float32
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.network.to(memory_format=self.memory_format)
+        # the network calls run: `network` in fp32, or a copy cast once to the compute precision
+        # (autocast would re-cast every weight on every call); `network` stays fp32 for exports
+        self.compute_network = self.network if self.dtype == torch.float32 else \
+            copy.deepcopy(self.network).to(self.dtype).to(memory_format=self.memory_format)
         self.taps = ("relu4_1", "relu5_1") if self.network.needed_tap == "relu5_1" else ("relu4_1",)
         self._sanet = getattr(self.network.transform, "kind", None) == "sanet"
         self._decoder_halo = decoder_halo(self.network.decoder.layers, extra_convs=1 if self._sanet else 0)
@@ -310,11 +315,11 @@ class Stylizer:
 
     def _encode(self, image: torch.Tensor, tile: int | None) -> dict[str, torch.Tensor]:
         with self._autocast():
-            return encode_tiled(self.network.encoder, self._to_device(image), self.taps, tile)
+            return encode_tiled(self.compute_network.encoder, self._to_device(image), self.taps, tile)
 
     def _prepare(self, feats: dict[str, torch.Tensor], name: str, size: tuple[int, int]) -> PreparedStyle:
         with self._autocast():
-            return PreparedStyle(self.network.transform.prepare_style(feats), name, size)
+            return PreparedStyle(self.compute_network.transform.prepare_style(feats), name, size)
 
     # ------------------------------------------------------------------ styles
 
@@ -473,7 +478,7 @@ class Stylizer:
             with self._autocast():
                 out = None
                 for w, style in pairs:
-                    term = w * self.network.transform.apply_style(feats, style.features).float()
+                    term = w * self.compute_network.transform.apply_style(feats, style.features).float()
                     out = term if out is None else out + term
                 return out
         return self._sanet_mix(feats, pairs)
@@ -485,7 +490,7 @@ class Stylizer:
         sum to 1, so blending its input equals blending T(c, s_i) for global weights; it runs
         in the decoder's tiles (`_head`). Normalisation statistics are over the whole maps.
         """
-        transform = self.network.transform
+        transform = self.compute_network.transform
         c4, c5 = feats["relu4_1"], feats["relu5_1"]
         mean4, std4 = mean_std(c4.float())
         mean5, std5 = mean_std(c5.float())
@@ -516,8 +521,8 @@ class Stylizer:
         x = self._to_device(mixed)
         with self._autocast():
             if self._sanet:
-                x = self.network.transform.merge_conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))
-            return self.network.decoder(x)
+                x = self.compute_network.transform.merge_conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))
+            return self.compute_network.decoder(x)
 
 
 def _attend(block, content: torch.Tensor, query_map: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
