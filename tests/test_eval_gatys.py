@@ -55,9 +55,21 @@ def test_gatys_from_content_starts_at_zero_content_term_and_is_seeded(encoder):
 
 def test_gatys_stylizer_works_under_no_grad(encoder):
     content, style = images(2)
+    config = GatysConfig(steps=3)  # L-BFGS's first step is tiny: 3 steps move the image measurably
     with torch.no_grad():
-        out = GatysStylizer(encoder, GatysConfig(steps=2)).stylize(content, style)
-    assert not torch.equal(out, content)
+        out = GatysStylizer(encoder, config).stylize(content, style)
+    assert out.shape == content.shape and out.dtype == content.dtype
+    assert torch.isfinite(out).all() and 0 <= float(out.min()) and float(out.max()) <= 1
+    assert (out - content).abs().mean() > 5e-3  # it moved away from the content
+    # the same image as an optimisation run with gradients enabled
+    assert torch.equal(out, gatys_stylize(content, style, encoder, config)[0])
+
+    def style_term(image):  # Gram MSE over every tap, from the encoder directly (not gatys_objective)
+        with torch.no_grad():
+            feats, targets = encoder(image), encoder(style)
+        return sum(float(F.mse_loss(gram_matrix(feats[t]), gram_matrix(targets[t]))) for t in config.style_taps)
+
+    assert style_term(out) < 0.5 * style_term(content)  # towards the style
 
 
 def test_gatys_bad_settings_are_one_line_errors(encoder):

@@ -175,10 +175,21 @@ def test_histogram_matching_gives_content_colour_statistics(stylizer):
     assert (out - stylizer.stylize(content, style)).abs().max() > 1e-4
 
 
-@pytest.mark.parametrize("size", [(333, 517), (37, 53), (16, 16)])
-def test_any_size_round_trips(stylizer, size):
+@pytest.mark.parametrize("size, padded, mode", [((333, 517), (336, 528), "reflect"), ((37, 53), (48, 64), "reflect"),
+                                                 ((16, 16), (32, 32), "replicate")])
+def test_any_size_round_trips(network, stylizer, size, padded, mode):
+    """Same shape, and the same pixels as the plain network on the content padded by hand (bottom/right
+    to a multiple of 16 and at least 32; replicate where the side is too short to reflect), cropped back."""
     content, style = images(size, (32, 32), seed=10)
-    assert stylizer.stylize(content, style).shape == content.shape
+    out = stylizer.stylize(content, style)
+    assert out.shape == content.shape
+    assert torch.isfinite(out).all() and 0 <= float(out.min()) and float(out.max()) <= 1
+    (h, w), (ph, pw) = size, padded
+    with torch.no_grad():
+        expected = network(torch.nn.functional.pad(content, (0, pw - w, 0, ph - h), mode=mode), style)
+    expected = expected[..., :h, :w].clamp(0, 1)
+    assert expected.std() > 1e-3  # the output depends on the pixels, so a shifted or mis-padded crop shows
+    assert (out - expected).abs().max() < 1e-5
 
 
 def test_pil_in_pil_out_with_odd_size(stylizer):
