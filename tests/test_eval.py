@@ -12,8 +12,8 @@ from PIL import Image
 
 from iecast import IecastError
 from iecast.cli import main
-from iecast.evaluate import (REPORT_SCHEMA, EvalConfig, evaluate, evaluate_video, list_images, load_frames, mean_ci95,
-                             parse_method)
+from iecast.evaluate import (REPORT_SCHEMA, EvalConfig, evaluate, evaluate_video, list_eval_images, load_frames,
+                             mean_ci95, parse_method)
 from iecast.gatys import GatysConfig
 
 ENCODER = "vgg16-imagenet-offline-normalised"
@@ -309,17 +309,17 @@ def test_mean_ci95_against_hand_values():
     assert mean_ci95([]) == {"mean": None, "ci95": None, "n": 0}
 
 
-def test_list_images_sorted_limited_and_duplicate_stems(tmp_path):
+def test_list_eval_images_sorted_limited_and_duplicate_stems(tmp_path):
     write_images(tmp_path / "d", ["b.jpg", "a.jpg", "c.png"])
     (tmp_path / "d" / "notes.txt").write_text("x")
-    assert [p.name for p in list_images(tmp_path / "d", limit=2)] == ["a.jpg", "b.jpg"]
+    assert [p.name for p in list_eval_images(tmp_path / "d", limit=2)] == ["a.jpg", "b.jpg"]
     listing = tmp_path / "lists" / "pick.txt"
     listing.parent.mkdir()
     listing.write_text("# chosen\n../d/c.png\n\n" + str(tmp_path / "d" / "a.jpg") + "\n")
-    assert list_images(listing) == [tmp_path / "d" / "c.png", tmp_path / "d" / "a.jpg"]
+    assert list_eval_images(listing) == [tmp_path / "d" / "c.png", tmp_path / "d" / "a.jpg"]
     listing.write_text("../d/missing.jpg\n")
     with pytest.raises(IecastError, match=r"pick.txt:1: ../d/missing.jpg: no such file"):
-        list_images(listing)
+        list_eval_images(listing)
     write_images(tmp_path / "d", ["a.png"])
     with pytest.raises(IecastError, match="share the name 'a'"):
-        list_images(tmp_path / "d")
+        list_eval_images(tmp_path / "d")

@@ -77,9 +77,11 @@ def _read_list_file(list_file: Path) -> list[Path]:
     return files
 
 
-def list_images(folder: str | os.PathLike, limit: int | None = None, what: str = "image") -> list[Path]:
-    """Image files of a folder (sorted by name) or of a .txt list file (in its order), first `limit`;
-    a one-line error for a missing or empty folder."""
+def list_eval_images(folder: str | os.PathLike, limit: int | None = None, what: str = "image") -> list[Path]:
+    """An evaluation set: the image files directly in a folder (sorted by name) or of a .txt list file
+    (in its order), first `limit`; a one-line error for a missing or empty folder, and for two files
+    with the same stem (outputs and report rows are named by stem). Training's recursive gathering
+    over several sources is `iecast.data.list_images`."""
     folder = Path(folder)
     if folder.is_file() and folder.suffix.lower() == ".txt":
         files = _read_list_file(folder)
@@ -105,7 +107,7 @@ def load_frames(source: str | os.PathLike, max_frames: int | None = None) -> lis
     """Frames of a video file (PyAV) or of a folder of images (sorted by name), as RGB PIL images."""
     source = Path(source)
     if source.is_dir():
-        files = list_images(source, what="video frame")
+        files = list_eval_images(source, what="video frame")
         frames = [load_image(p) for p in files[:max_frames]]
     elif source.is_file():
         try:
@@ -427,8 +429,8 @@ def evaluate(config: EvalConfig) -> dict:
     alphas = tradeoff.check_alphas(config.alphas)
     if alphas is not None:
         tradeoff.require_matplotlib()
-    contents = list_images(config.contents, config.limit, "content image")
-    styles = list_images(config.styles, config.limit, "style image")
+    contents = list_eval_images(config.contents, config.limit, "content image")
+    styles = list_eval_images(config.styles, config.limit, "style image")
     specs = [parse_method(m) for m in config.methods]
     labels = [s.label for s in specs]
     dup = _first_duplicate(labels)
