@@ -44,7 +44,7 @@ from iecast import __version__, losses, metrics, tradeoff
 from iecast.errors import IecastError
 from iecast.gatys import GatysConfig, GatysStylizer
 from iecast.judge import choose_judge
-from iecast.images import IMAGE_EXTENSIONS, fit_within, load_image, pil_to_tensor, save_image, tensor_to_pil
+from iecast.images import IMAGE_EXTENSIONS, MIN_SIDE, fit_within, load_image, pil_to_tensor, save_image, tensor_to_pil
 from iecast.models.vgg import VGGEncoder
 from iecast.weights import OFFICIAL_ENCODER, official_files, sha256_file
 
@@ -422,8 +422,8 @@ def evaluate(config: EvalConfig) -> dict:
         raise IecastError(f"--image-format must be png or jpg (got {config.image_format!r})")
     if not config.methods:
         raise IecastError("no --method given; use e.g. --method gatys or --method iecast:default")
-    if config.size is not None and config.size < 16:
-        raise IecastError(f"--size must be >= 16 (got {config.size})")
+    if config.size is not None and config.size < MIN_SIDE:
+        raise IecastError(f"--size must be >= {MIN_SIDE} (got {config.size})")
     if config.video_frames < 2:
         raise IecastError(f"--video-frames must be >= 2 (got {config.video_frames})")
     alphas = tradeoff.check_alphas(config.alphas)

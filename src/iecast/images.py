@@ -16,7 +16,7 @@ from iecast.errors import IecastError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MAX_PIXELS = 100_000_000  # the default limit on every image, as read and after every resize (override per call)
 MAX_STYLE_PIXELS = 2048 * 1024  # styles are encoded whole, not in tiles: about 2.4 GB of memory on a CPU at this size
-MIN_SIDE = 1
+MIN_SIDE = 16  # the smallest side the model takes (content, style, video frame, resize target); smaller is refused
 WRITE_CHECK_BYTES = 4096  # written (then removed) where results will go, to find a full or read-only disk early
 
 
@@ -67,7 +67,7 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> 
         raise IecastError(f"{path}: not a readable image ({type(exc).__name__})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise IecastError(f"{path}: damaged or truncated image ({str(exc).splitlines()[0][:100]})") from exc
-    if min(image.size) < MIN_SIDE:
+    if 0 in image.size:  # only a side of 0 is refused here; MIN_SIDE is checked where an image meets the model
         raise IecastError(f"{path}: image is empty ({image.width}x{image.height})")
     return image
 

@@ -20,9 +20,9 @@ import torch
 
 from iecast.color import transfer_luminance
 from iecast.errors import IecastError
-from iecast.images import save_image, tensor_to_pil
+from iecast.images import MIN_SIDE, save_image, tensor_to_pil
 from iecast.inputs import images_in_folder
-from iecast.stylizer import (MAX_PIXELS, MIN_SIDE, ImageLike, IecastWarning, PreparedStyle, StyleSize, Stylizer,
+from iecast.stylizer import (MAX_PIXELS, ImageLike, IecastWarning, PreparedStyle, StyleSize, Stylizer,
                              check_resize, load_as_tensor, load_mask, normalise_style_weights, resize_shorter_side)
 
 VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".mkv", ".mov")

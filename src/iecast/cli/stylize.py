@@ -67,10 +67,12 @@ def parse_tile(value: str) -> int | str | None:
 
 def control_kwargs(args: argparse.Namespace) -> dict:
     """The `Stylizer.stylize` keyword arguments the control flags ask for."""
-    if args.content_size is not None and args.content_size < 16:
-        raise IecastError(f"--content-size must be at least 16 (got {args.content_size})")
-    if args.style_size is not None and 0 < args.style_size < 16:
-        raise IecastError(f"--style-size must be 0 (keep) or at least 16 (got {args.style_size})")
+    from iecast.images import MIN_SIDE
+
+    if args.content_size is not None and args.content_size < MIN_SIDE:
+        raise IecastError(f"--content-size must be at least {MIN_SIDE} (got {args.content_size})")
+    if args.style_size is not None and 0 < args.style_size < MIN_SIDE:
+        raise IecastError(f"--style-size must be 0 (keep) or at least {MIN_SIDE} (got {args.style_size})")
     return {
         "alpha": args.alpha, "preserve_color": args.preserve_color, "content_size": args.content_size,
         "style_size": "auto" if args.style_size is None else args.style_size or None, "tile": parse_tile(args.tile), "max_pixels": args.max_pixels,
