@@ -53,6 +53,17 @@ def test_identical_images_give_zero_losses_and_ssim_one(encoder):
     assert metrics.ssim(image, image) == pytest.approx(1.0, abs=1e-12)
 
 
+def test_image_losses_are_the_training_losses_on_encoder_features(encoder):
+    """metrics.content_loss/style_loss are losses.content_loss/style_loss (one rule), not separate metrics."""
+    from iecast import losses
+
+    a, b = smooth_image(seed=3), smooth_image(seed=4)
+    with torch.no_grad():
+        fa, fb = encoder(a), encoder(b)
+    assert metrics.content_loss(a, b, encoder) == float(losses.content_loss(fa, fb))
+    assert metrics.style_loss(a, b, encoder) == float(losses.style_loss(fa, fb))
+
+
 def test_different_images_give_positive_losses(encoder):
     a, b = smooth_image(seed=1), smooth_image(seed=2)
     assert metrics.content_loss(a, b, encoder) > 0.01

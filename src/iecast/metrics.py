@@ -25,19 +25,23 @@ OFFLINE_PERCEPTUAL_NAME = "perceptual-vgg16-offline"
 OFFLINE_PERCEPTUAL_ENCODER = "vgg16-imagenet-offline"
 LPIPS_BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth", "squeeze": "squeezenet1_1-b8a52dc0.pth"}
 ART_FID_CHECKPOINT = "art_inception.pth"
+SSIM_MIN_SIDE = 7  # scikit-image's 7x7 SSIM window (not the model's minimum, iecast.images.MIN_SIDE)
 
 
 # ----------------------------------------------------------------------------- losses (SPEC.md)
 
 @torch.no_grad()
 def content_loss(output: torch.Tensor, content: torch.Tensor, encoder: VGGEncoder) -> float:
-    """SPEC.md's content loss: MSE of mean-variance-normalised relu4_1 and relu5_1 features."""
+    """SPEC.md's content loss (MSE of mean-variance-normalised relu4_1 and relu5_1 features) of two images:
+    `losses.content_loss`, the training term, on `encoder`'s features, as a float without gradients. The
+    same number as the harness's `content_loss` column, hence the same name."""
     return float(losses.content_loss(encoder(output), encoder(content)))
 
 
 @torch.no_grad()
 def style_loss(output: torch.Tensor, style: torch.Tensor, encoder: VGGEncoder) -> float:
-    """SPEC.md's style loss: channel mean and std MSE summed over relu1_1 ... relu5_1."""
+    """SPEC.md's style loss (channel mean and std MSE summed over relu1_1 ... relu5_1) of two images:
+    `losses.style_loss` on `encoder`'s features, as a float without gradients (the `style_loss` column)."""
     return float(losses.style_loss(encoder(output), encoder(style)))
 
 
@@ -80,8 +84,8 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
 
     if a.shape[-2:] != b.shape[-2:]:
         raise ValueError(f"SSIM needs same-size images (got {tuple(a.shape[-2:])} and {tuple(b.shape[-2:])})")
-    if min(a.shape[-2:]) < 7:
-        raise ValueError(f"SSIM needs images of at least 7x7 (got {tuple(a.shape[-2:])})")
+    if min(a.shape[-2:]) < SSIM_MIN_SIDE:
+        raise ValueError(f"SSIM needs images of at least {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} (got {tuple(a.shape[-2:])})")
     return float(structural_similarity(to_gray(a), to_gray(b), data_range=1.0, gaussian_weights=True,
                                        sigma=1.5, use_sample_covariance=False))
 
