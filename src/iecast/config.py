@@ -11,6 +11,7 @@ from pathlib import Path
 
 from iecast.errors import IecastError
 from iecast.losses import LossWeights
+from iecast.models.transform import TRANSFORMS
 from iecast.weights import DEFAULT_ENCODER
 
 
@@ -74,15 +75,15 @@ class TrainConfig:
         self._validate_numbers()
         if self.h < 2:
             raise IecastError(f"h must be >= 2 (every output needs a positive sharing its style and its content); got {self.h}")
-        if self.transform not in ("sanet", "adain"):
-            raise IecastError(f"transform must be 'sanet' or 'adain'; got {self.transform!r}")
+        if self.transform not in TRANSFORMS:
+            raise IecastError(f"transform must be one of {', '.join(TRANSFORMS)}; got {self.transform!r}")
         if self.decoder_init not in ("default", "kaiming"):
             raise IecastError(f"decoder_init must be 'default' or 'kaiming'; got {self.decoder_init!r}")
         if self.resize_mode not in ("square", "shorter-side"):
             raise IecastError(f"resize_mode must be 'square' or 'shorter-side'; got {self.resize_mode!r}")
         if self.crop < 32 or self.crop % 16:
             raise IecastError(f"crop must be a multiple of 16 and >= 32; got {self.crop}")
-        if self.loss_adversarial and self.transform == "sanet" and self.crop < 128:
+        if self.loss_adversarial and self.crop < 128:
             raise IecastError(f"crop must be >= 128 with the adversarial loss (its coarsest scale needs 2x2 features); got {self.crop}")
         if self.resize < self.crop:
             raise IecastError(f"resize ({self.resize}) must be >= crop ({self.crop})")

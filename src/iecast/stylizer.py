@@ -29,19 +29,17 @@ from PIL import Image
 from iecast import weights
 from iecast.color import PRESERVE_COLOR_MODES, match_color_histogram, transfer_luminance
 from iecast.errors import IecastError, is_out_of_memory
-from iecast.functional import mean_std
 from iecast.hardware import native_bf16, resolve_device
-from iecast.images import MAX_PIXELS, MAX_STYLE_PIXELS, load_image, megapixels, pil_to_tensor, tensor_to_pil, to_rgb
+from iecast.images import MAX_PIXELS, MAX_STYLE_PIXELS, MIN_SIDE, load_image, megapixels, pil_to_tensor, tensor_to_pil, to_rgb
 from iecast.models.network import StyleTransferNetwork
+from iecast.models.transform import QUERY_CHUNK
 from iecast.tiling import choose_tile, decode_tiled, decoder_halo, encode_tiled
 
 ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor]
 PAD_MULTIPLE = 16  # the encoder's total stride (relu5_1): padded sizes keep pooling exact
 MIN_PADDED_SIDE = 32  # relu5_1 needs at least 2x2 positions for its reflection padding
-MIN_SIDE = 16  # smaller inputs are refused rather than guessed at
 DEFAULT_STYLE_SIZE = 512  # the release's style scale (512x512 resize), for models that do not record theirs
 StyleSize = Union[int, None, str]  # pixels, None (keep), or "auto": the model's training scale for files/PIL, keep tensors
-QUERY_CHUNK = 16384  # content positions per attention call: bounds the transform's memory
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -277,9 +275,8 @@ class Stylizer:
         # (autocast would re-cast every weight on every call); `network` stays fp32 for exports
         self.compute_network = self.network if self.dtype == torch.float32 else \
             copy.deepcopy(self.network).to(self.dtype).to(memory_format=self.memory_format)
-        self.taps = ("relu4_1", "relu5_1") if self.network.needed_tap == "relu5_1" else ("relu4_1",)
-        self._sanet = getattr(self.network.transform, "kind", None) == "sanet"
-        self._decoder_halo = decoder_halo(self.network.decoder.layers, extra_convs=1 if self._sanet else 0)
+        self.taps = self.network.transform.taps
+        self._decoder_halo = decoder_halo(self.network.decoder.layers, extra_convs=self.network.transform.head_convs)
         self.training_style_size = training_style_size(getattr(self.network, "metadata", None))
 
     @property
@@ -473,65 +470,13 @@ class Stylizer:
         return self._prepare(self._encode(small, None), "content", tuple(small.shape[-2:]))
 
     def _transform_mix(self, feats: dict[str, torch.Tensor], pairs: list) -> torch.Tensor:
-        """sum_i w_i * T(c, s_i) for (weight, PreparedStyle) pairs; weights are floats or (1, 1, h, w) maps."""
-        if not self._sanet:
-            with self._autocast():
-                out = None
-                for w, style in pairs:
-                    term = w * self.compute_network.transform.apply_style(feats, style.features).float()
-                    out = term if out is None else out + term
-                return out
-        return self._sanet_mix(feats, pairs)
-
-    def _sanet_mix(self, feats: dict[str, torch.Tensor], pairs: list) -> torch.Tensor:
-        """The SANet attention for every style, in chunks of content rows, blended before the merge conv.
-
-        The merge conv (a 3x3 conv with bias, no activation) is linear and the blend weights
-        sum to 1, so blending its input equals blending T(c, s_i) for global weights; it runs
-        in the decoder's tiles (`_head`). Normalisation statistics are over the whole maps.
-        """
-        transform = self.compute_network.transform
-        c4, c5 = feats["relu4_1"], feats["relu5_1"]
-        mean4, std4 = mean_std(c4.float())
-        mean5, std5 = mean_std(c5.float())
-        mixed = torch.empty(c4.shape, dtype=torch.float32, device=c4.device)
-        rows = max(2, (QUERY_CHUNK // max(1, c4.shape[-1])) // 2 * 2)
+        """sum_i w_i * T'(c, s_i) (the transform before its head) for (weight, PreparedStyle) pairs;
+        weights are floats or (1, 1, h, w) maps. Blending before the linear head equals blending T."""
         with self._autocast():
-            for r0 in range(0, c4.shape[-2], rows):
-                r1 = min(c4.shape[-2], r0 + rows)
-                q4, q5 = c4[:, :, r0:r1], c5[:, :, r0 // 2:(r1 + 1) // 2]
-                query4 = transform.sanet4_1.f(((q4.float() - mean4) / std4).to(q4.dtype))
-                query5 = transform.sanet5_1.f(((q5.float() - mean5) / std5).to(q5.dtype))
-                acc = None
-                for w, style in pairs:
-                    out4 = _attend(transform.sanet4_1, q4, query4, *style.features["relu4_1"])
-                    out5 = _attend(transform.sanet5_1, q5, query5, *style.features["relu5_1"])
-                    merged = out4.float() + out5.float().repeat_interleave(2, -2).repeat_interleave(2, -1)[
-                        :, :, :r1 - r0, :out4.shape[-1]]
-                    if isinstance(w, torch.Tensor):
-                        merged = merged * w[:, :, r0:r1]
-                    else:
-                        merged = merged * w
-                    acc = merged if acc is None else acc.add_(merged)
-                mixed[:, :, r0:r1] = acc
-        return mixed
+            return self.compute_network.transform.mix(feats, [(w, style.features) for w, style in pairs], QUERY_CHUNK)
 
     def _head(self, mixed: torch.Tensor) -> torch.Tensor:
-        """The merge conv (SANet) and the decoder on a (tile of the) blended transform input."""
+        """The transform's head and the decoder on a (tile of the) blended transform output."""
         x = self._to_device(mixed)
         with self._autocast():
-            if self._sanet:
-                x = self.compute_network.transform.merge_conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))
-            return self.compute_network.decoder(x)
-
-
-def _attend(block, content: torch.Tensor, query_map: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """content + out_conv(softmax(Q K^T) V) for a chunk of content rows (scale 1, no N x M matrix)."""
-    n, c, height, width = content.shape
-    query = query_map.permute(0, 2, 3, 1).reshape(n, height * width, c).contiguous()
-    keys, values = keys.to(query.dtype), values.to(query.dtype)
-    if keys.shape[0] != n:
-        keys, values = keys.expand(n, -1, -1), values.expand(n, -1, -1)
-    out = F.scaled_dot_product_attention(query.unsqueeze(1), keys.unsqueeze(1), values.unsqueeze(1), scale=1.0)
-    out = out.squeeze(1).reshape(n, height, width, c).permute(0, 3, 1, 2)
-    return content + block.out_conv(out)
+            return self.compute_network.decoder(self.compute_network.transform.head(x))

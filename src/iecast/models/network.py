@@ -5,13 +5,14 @@ import torch
 from torch import nn
 
 from iecast.models.decoder import Decoder
+from iecast.models.transform import FeatureTransform
 from iecast.models.vgg import VGGEncoder
 
 
 class StyleTransferNetwork(nn.Module):
     """cs = decoder(transform(encoder(c), encoder(s))); the encoder stays frozen."""
 
-    def __init__(self, encoder: VGGEncoder, transform: nn.Module, decoder: Decoder | None = None) -> None:
+    def __init__(self, encoder: VGGEncoder, transform: FeatureTransform, decoder: Decoder | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.transform = transform
@@ -20,7 +21,7 @@ class StyleTransferNetwork(nn.Module):
     @property
     def needed_tap(self) -> str:
         """The deepest encoder tap the transform reads."""
-        return "relu5_1" if getattr(self.transform, "kind", "sanet") == "sanet" else "relu4_1"
+        return self.transform.taps[-1]
 
     def encode(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.encoder(image, last=self.needed_tap)
