@@ -27,25 +27,21 @@ import torch.nn.functional as F
 from PIL import Image
 
 from iecast import weights
-from iecast.color import PRESERVE_COLOR_MODES, match_color_histogram, transfer_luminance
+from iecast.color import match_color_histogram, transfer_luminance
 from iecast.errors import IecastError, is_out_of_memory
 from iecast.hardware import native_bf16, resolve_device
 from iecast.images import MAX_PIXELS, MAX_STYLE_PIXELS, MIN_SIDE, load_image, megapixels, pil_to_tensor, tensor_to_pil, to_rgb
 from iecast.models.network import StyleTransferNetwork
 from iecast.models.transform import QUERY_CHUNK
+from iecast.options import IecastWarning, StyleSize, StylizeOptions, normalise_style_weights  # noqa: F401 (re-exported)
 from iecast.tiling import choose_tile, decode_tiled, decoder_halo, encode_tiled
 
 ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor]
 PAD_MULTIPLE = 16  # the encoder's total stride (relu5_1): padded sizes keep pooling exact
 MIN_PADDED_SIDE = 32  # relu5_1 needs at least 2x2 positions for its reflection padding
 DEFAULT_STYLE_SIZE = 512  # the release's style scale (512x512 resize), for models that do not record theirs
-StyleSize = Union[int, None, str]  # pixels, None (keep), or "auto": the model's training scale for files/PIL, keep tensors
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-class IecastWarning(UserWarning):
-    """Input that was fixed up rather than refused (mask resized or thresholded, weights normalised)."""
 
 
 @dataclass
@@ -163,24 +159,6 @@ def _check_min_side(x: torch.Tensor, label: str) -> None:
     h, w = x.shape[-2:]
     if min(h, w) < MIN_SIDE:
         raise IecastError(f"{label}: image is too small ({w}x{h}); each side needs at least {MIN_SIDE} pixels")
-
-
-def normalise_style_weights(style_weights: Sequence[float] | None, count: int) -> list[float]:
-    """Weights for `count` styles, summing to 1 (equal if None); a warning if they had to be rescaled."""
-    if style_weights is None:
-        return [1.0 / count] * count
-    values = [float(v) for v in style_weights]
-    if len(values) != count:
-        raise IecastError(f"got {len(values)} style weights for {count} styles")
-    if any(not math.isfinite(v) or v < 0 for v in values):
-        raise IecastError(f"style weights must be finite and non-negative (got {values})")
-    total = sum(values)
-    if total <= 0:
-        raise IecastError("style weights sum to 0; give at least one positive weight")
-    if abs(total - 1.0) > 1e-6:
-        warnings.warn(f"style weights {values} sum to {total:g}, not 1; normalised to "
-                      f"{[round(v / total, 4) for v in values]}", IecastWarning, stacklevel=3)
-    return [v / total for v in values]
 
 
 def load_mask(mask: ImageLike, size: tuple[int, int], label: str = "mask",
@@ -364,7 +342,8 @@ class Stylizer:
                 alpha: float = 1.0, *, style_weights: Sequence[float] | None = None,
                 masks: Sequence[ImageLike] | None = None, preserve_color: str | None = None,
                 content_size: int | None = None, style_size: StyleSize = "auto",
-                tile: int | str | None = "auto", max_pixels: int | None = MAX_PIXELS) -> Image.Image | torch.Tensor:
+                tile: int | str | None = "auto", max_pixels: int | None = MAX_PIXELS,
+                options: StylizeOptions | None = None) -> Image.Image | torch.Tensor:
         """Stylize `content` with one style or a blend of several; the output has the content's size.
 
         - `alpha` in [0, 1]: 0 gives the content's reconstruction T(c, c), 1 the full stylization.
@@ -379,43 +358,43 @@ class Stylizer:
           preset, 256 for `cpu-small`), and takes style tensors as given.
         - `tile`: 'auto' (tile large images), None (never) or a tile side in pixels.
 
+        - `options`: a `StylizeOptions` instead of the keywords above (they are then ignored).
+
         Paths and PIL images give a PIL image; tensors (N or 1, 3, H, W) in [0, 1] give a tensor.
         """
-        if not 0.0 <= alpha <= 1.0:
-            raise IecastError(f"alpha must be in [0, 1] (got {alpha})")
-        if preserve_color in ("none", ""):
-            preserve_color = None
-        if preserve_color is not None and preserve_color not in PRESERVE_COLOR_MODES:
-            raise IecastError(f"unknown colour mode {preserve_color!r}; expected one of {', '.join(PRESERVE_COLOR_MODES)}")
+        # 1. the options, checked once
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
-        if not styles:
-            raise IecastError("no style given")
-        if masks is not None and style_weights is not None:
-            raise IecastError("give either style weights or masks, not both")
-        if masks is not None and len(masks) != len(styles):
-            raise IecastError(f"got {len(masks)} masks for {len(styles)} styles; give one mask per style")
-        blend = normalise_style_weights(style_weights, len(styles))
-        label = _label(content, "content")
-        c = load_as_tensor(content, label, max_pixels)
-        c = resize_shorter_side(c, content_size, max_pixels=max_pixels, label=label)
-        _check_min_side(c, label)
-        mask_maps = None
-        if masks is not None:
-            mask_maps = torch.cat([load_mask(m, tuple(c.shape[-2:]), f"mask {i + 1}", max_pixels) for i, m in enumerate(masks)])
-        shared = None if preserve_color == "histogram" else [self.prepare_style(s, style_size, None, max_pixels)
-                                                              for s in styles]
+        opts = (options or StylizeOptions(alpha, style_weights, preserve_color, content_size, style_size, tile, max_pixels))
+        opts = opts.checked(len(styles), None if masks is None else len(masks))
+        # 2. the content (and masks): read, resized, checked against the pixel limit
+        c, mask_maps = self._load_content(content, masks, opts)
+        # 3. the styles, encoded once (per content when recoloured to it)
+        shared = None if opts.preserve_color == "histogram" else \
+            [self.prepare_style(s, opts.style_size, None, opts.max_pixels) for s in styles]
         outputs = []
         for one in c.split(1):
             prepared = shared if shared is not None else \
-                [self.prepare_style(s, style_size, one, max_pixels) for s in styles]
-            out = self.stylize_prepared(one, prepared, alpha, blend, mask_maps, style_size, tile)
-            if preserve_color == "luminance":
+                [self.prepare_style(s, opts.style_size, one, opts.max_pixels) for s in styles]
+            # 4. encode, mix, decode
+            out = self.stylize_prepared(one, prepared, opts.alpha, opts.style_weights, mask_maps, opts.style_size, opts.tile)
+            # 5. post-process
+            if opts.preserve_color == "luminance":
                 out = transfer_luminance(out, one.to(out.device))
             outputs.append(out)
         out = torch.cat(outputs)
         if isinstance(content, torch.Tensor):
             return out if content.dim() == 4 else out[0]
         return tensor_to_pil(out)
+
+    def _load_content(self, content: ImageLike, masks: Sequence[ImageLike] | None,
+                      opts: StylizeOptions) -> tuple[torch.Tensor, torch.Tensor | None]:
+        label = _label(content, "content")
+        c = load_as_tensor(content, label, opts.max_pixels)
+        c = resize_shorter_side(c, opts.content_size, max_pixels=opts.max_pixels, label=label)
+        _check_min_side(c, label)
+        if masks is None:
+            return c, None
+        return c, torch.cat([load_mask(m, tuple(c.shape[-2:]), f"mask {i + 1}", opts.max_pixels) for i, m in enumerate(masks)])
 
     @torch.inference_mode()
     def stylize_prepared(self, content: torch.Tensor, styles: Sequence[PreparedStyle], alpha: float = 1.0,

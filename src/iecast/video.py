@@ -22,8 +22,9 @@ from iecast.color import transfer_luminance
 from iecast.errors import IecastError
 from iecast.images import MIN_SIDE, save_image, tensor_to_pil
 from iecast.inputs import images_in_folder
+from iecast.options import StylizeOptions
 from iecast.stylizer import (MAX_PIXELS, ImageLike, IecastWarning, PreparedStyle, StyleSize, Stylizer,
-                             check_resize, load_as_tensor, load_mask, normalise_style_weights, resize_shorter_side)
+                             check_resize, load_as_tensor, load_mask, resize_shorter_side)
 
 VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".mkv", ".mov")
 STALE_AFTER_S = 10.0  # an unlocked temporary file this old whose process is gone (or reused) is a leftover
@@ -428,13 +429,9 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
     from tqdm.auto import tqdm
 
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
-    if not 0.0 <= alpha <= 1.0:
-        raise IecastError(f"alpha must be in [0, 1] (got {alpha})")
-    if masks is not None and len(masks) != len(styles):
-        raise IecastError(f"got {len(masks)} masks for {len(styles)} styles; give one mask per style")
-    if masks is not None and style_weights is not None:
-        raise IecastError("give either style weights or masks, not both")
-    weights = None if masks is not None else normalise_style_weights(style_weights, len(styles))
+    options = StylizeOptions(alpha, style_weights, preserve_color, content_size, style_size, tile, max_pixels).checked(
+        len(styles), None if masks is None else len(masks))
+    weights, preserve_color = options.style_weights, options.preserve_color
     output = Path(output)
     as_video = output.suffix.lower() in VIDEO_OUTPUT_EXTENSIONS
     if output.suffix and not as_video and not output.is_dir():

@@ -171,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
 
     from iecast.images import check_writable
     from iecast.inputs import expand_images
+    from iecast.options import StylizeOptions
 
     with warnings_as_lines():
         contents = expand_images(args.content, "content")
@@ -178,8 +179,9 @@ def run(args: argparse.Namespace) -> int:
         blended = args.style_weights is not None or args.mask is not None
         # a blend takes its styles as given: `-s a.jpg a.jpg --style-weights 0.3 0.7` is two styles
         styles = expand_images(args.style, "style", unique=not blended)
-        if args.mask is not None and len(args.mask) != len(styles):
-            raise IecastError(f"got {len(args.mask)} masks for {len(styles)} styles; give one mask per style")
+        # every job gets the same options: all styles (a blend) or one style each
+        options = StylizeOptions(**kwargs, style_weights=args.style_weights).checked(
+            len(styles) if blended else 1, None if args.mask is None else len(args.mask))
         jobs = [(c, styles, "+".join(s.stem for s in styles)) for c in contents] if blended else \
             [(c, [s], s.stem) for c in contents for s in styles]
         output = Path(args.output)
@@ -189,13 +191,11 @@ def run(args: argparse.Namespace) -> int:
             raise IecastError(f"{output}: unsupported output format {output.suffix}; use .jpg, .png or .webp")
         if as_file and len(jobs) > 1:
             raise IecastError(f"{output}: {len(jobs)} results to write; give a folder, not a file name")
-        if not 0.0 <= args.alpha <= 1.0:
-            raise IecastError(f"alpha must be in [0, 1] (got {args.alpha})")
         targets = [output_path(output, as_file, c, name, args.ext) for c, _, name in jobs]
         check_targets(targets, contents + styles + [Path(m) for m in args.mask or []])
         check_writable(output.parent if as_file else output, args.output)
         stylizer = build_stylizer(args)
-        code = stylize_all(args, stylizer, jobs, targets, kwargs, tqdm)
+        code = stylize_all(args, stylizer, jobs, targets, options, tqdm)
     if code == 0:
         note_precision(stylizer)
     return code
@@ -209,7 +209,7 @@ def note_precision(stylizer) -> None:
               f"--precision fp32 gives machine-independent results", file=sys.stderr)
 
 
-def stylize_all(args: argparse.Namespace, stylizer, jobs: list, targets: list[Path], kwargs: dict, tqdm) -> int:
+def stylize_all(args: argparse.Namespace, stylizer, jobs: list, targets: list[Path], options, tqdm) -> int:
     """Run every job. With one job its error is the run's; with several, a bad input is reported
     and skipped, the others are finished, and a summary line ends the run (exit status 1).
     A write failure stops the run at once: the next writes would fail the same way."""
@@ -225,12 +225,12 @@ def stylize_all(args: argparse.Namespace, stylizer, jobs: list, targets: list[Pa
             errors[image] = str(exc)
             tqdm.write(f"iecast: error: {exc}", file=sys.stderr)
 
-    histogram = args.preserve_color == "histogram"
+    histogram = options.preserve_color == "histogram"
     ready = {}  # style path -> PreparedStyle, or (histogram mode) its checked, resized tensor
     for s in dict.fromkeys(s for _, job_styles, _ in jobs for s in job_styles):
         try:
-            ready[s] = stylizer.load_style(s, kwargs["style_size"], args.max_pixels) if histogram else \
-                stylizer.prepare_style(s, kwargs["style_size"], max_pixels=args.max_pixels)
+            ready[s] = stylizer.load_style(s, options.style_size, options.max_pixels) if histogram else \
+                stylizer.prepare_style(s, options.style_size, max_pixels=options.max_pixels)
         except IecastError as exc:
             failed(s, exc)
     written = 0
@@ -239,8 +239,7 @@ def stylize_all(args: argparse.Namespace, stylizer, jobs: list, targets: list[Pa
         if content in errors or any(s not in ready for s in job_styles):
             continue
         try:
-            result = stylizer.stylize(content, [ready[s] for s in job_styles],
-                                      style_weights=args.style_weights, masks=args.mask, **kwargs)
+            result = stylizer.stylize(content, [ready[s] for s in job_styles], masks=args.mask, options=options)
             written_path = save_image(result, target)
         except IecastError as exc:
             failed(content, exc)
