@@ -91,12 +91,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="temporal variants (default: --temporal's)")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--model", default="default", help="pretrained name or stylizer file")
     args = parser.parse_args(argv)
     from iecast.temporal import DEFAULT_STRENGTH
 
     variants = args.variants or [(DEFAULT_STRENGTH, 0.0, 0.0)]
     torch.manual_seed(0)
-    stylizer = Stylizer.from_pretrained("default", precision="fp32")
+    stylizer = Stylizer.from_pretrained(args.model, precision="fp32")
     encoder = load_encoder(JUDGE)
     results = {}
     for name in args.clips:
