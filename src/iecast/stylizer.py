@@ -357,7 +357,6 @@ class Stylizer:
           `training_style_size`, the scale the model was trained at (512 for the release's
           preset, 256 for `cpu-small`), and takes style tensors as given.
         - `tile`: 'auto' (tile large images), None (never) or a tile side in pixels.
-
         - `options`: a `StylizeOptions` instead of the keywords above (they are then ignored).
 
         Paths and PIL images give a PIL image; tensors (N or 1, 3, H, W) in [0, 1] give a tensor.
