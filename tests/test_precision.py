@@ -112,3 +112,18 @@ def test_cli_notes_reduced_precision_after_success(tmp_path, monkeypatch, capsys
     assert main([*args, "-o", str(tmp_path / "fp32.png"), "--precision", "fp32"]) == 0
     assert "note:" not in capsys.readouterr().err
     assert Image.open(tmp_path / "auto.png").size == Image.open(tmp_path / "fp32.png").size == (40, 32)
+
+
+def test_compile_matches_eager_and_leaves_the_network_plain(monkeypatch):
+    """`compile=True` wraps the encoder and decoder of a separate network object: the output
+    equals eager up to float rounding, and `network` (what exports read) keeps plain modules."""
+    content, style = _samples((32, 48))
+    eager = Stylizer.from_pretrained("default", device="cpu", precision="fp32")
+    compiled = Stylizer.from_pretrained("default", device="cpu", precision="fp32", compile=True)
+    assert type(compiled.network.encoder) is type(eager.network.encoder)
+    assert compiled.compute_network is not compiled.network
+    assert isinstance(compiled.compute_network.encoder, torch._dynamo.eval_frame.OptimizedModule)
+    reference = eager.stylize(content, style, style_size=None)
+    out = compiled.stylize(content, style, style_size=None)
+    assert out.shape == reference.shape and torch.isfinite(out).all()
+    assert float((out - reference).abs().max()) < 1e-3

@@ -211,3 +211,22 @@ def test_fit_within_downscales_keeps_aspect_and_floors_the_short_side():
     strip = Image.new("RGB", (1000, 10))
     assert fit_within(strip, 100).size == (100, 1)
     assert fit_within(strip, 100, min_side=16).size == (100, 16)
+
+
+def test_compile_flag_reaches_the_stylizer(files, tmp_path, monkeypatch):
+    """`--compile` builds the stylizer with compile=True (the compiled path itself is tested in
+    test_precision); without the flag it stays eager."""
+    from iecast.stylizer import Stylizer
+
+    seen = []
+
+    def fake_from_pretrained(name, device="auto", precision="auto", compile=False):
+        seen.append(compile)
+        raise SystemExit(3)  # stop before any stylization
+
+    monkeypatch.setattr(Stylizer, "from_pretrained", staticmethod(fake_from_pretrained))
+    args = ["stylize", "-c", str(files["c1"]), "-s", str(files["s1"]), "-o", str(tmp_path / "o.png")]
+    for extra in (["--compile"], []):
+        with pytest.raises(SystemExit):
+            main(args + extra)
+    assert seen == [True, False]

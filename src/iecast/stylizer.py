@@ -236,11 +236,14 @@ class Stylizer:
     Build with `Stylizer.from_pretrained(name_or_path)` (iecast weights) or
     `Stylizer.from_official(decoder=..., transformer=..., vgg=...)` (the authors' files).
     `precision` is 'auto', 'fp32', 'bf16' or 'fp16'; `channels_last=None` uses it where it
-    helps (GPUs and reduced precision).
+    helps (GPUs and reduced precision). `compile=True` runs the encoder and decoder through
+    `torch.compile`: each new input size compiles first (tens of seconds), later calls of that
+    size are faster, so it pays for many same-size images or video frames; outputs differ from
+    eager ones by float rounding.
     """
 
     def __init__(self, network: StyleTransferNetwork, device: str | torch.device = "auto", precision: str = "auto",
-                 channels_last: bool | None = None) -> None:
+                 channels_last: bool | None = None, compile: bool = False) -> None:
         self.device = resolve_device(device)
         self.network = network.to(self.device).eval()
         self.dtype = resolve_precision(precision, self.device)
@@ -253,6 +256,10 @@ class Stylizer:
         # (autocast would re-cast every weight on every call); `network` stays fp32 for exports
         self.compute_network = self.network if self.dtype == torch.float32 else \
             copy.deepcopy(self.network).to(self.dtype).to(memory_format=self.memory_format)
+        if compile:  # a new network object: `network` keeps its plain modules (the weights are shared)
+            self.compute_network = StyleTransferNetwork(torch.compile(self.compute_network.encoder, dynamic=False),
+                                                        self.compute_network.transform,
+                                                        torch.compile(self.compute_network.decoder, dynamic=False))
         self.taps = self.network.transform.taps
         self._decoder_halo = decoder_halo(self.network.decoder.layers, extra_convs=self.network.transform.head_convs)
         self.training_style_size = training_style_size(getattr(self.network, "metadata", None))
@@ -268,15 +275,15 @@ class Stylizer:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike = "default", device: str = "auto",
-                        precision: str = "auto") -> "Stylizer":
+                        precision: str = "auto", compile: bool = False) -> "Stylizer":
         """Load a shipped model by name (see `iecast.weights.PRETRAINED`) or an iecast .safetensors file."""
-        return cls(weights.load_stylizer(weights.resolve_stylizer_path(name_or_path)), device, precision)
+        return cls(weights.load_stylizer(weights.resolve_stylizer_path(name_or_path)), device, precision, compile=compile)
 
     @classmethod
     def from_official(cls, decoder: str | os.PathLike, transformer: str | os.PathLike, vgg: str | os.PathLike,
-                      device: str = "auto", precision: str = "auto") -> "Stylizer":
+                      device: str = "auto", precision: str = "auto", compile: bool = False) -> "Stylizer":
         """Load the authors' decoder_iter_*.pth, transformer_iter_*.pth and vgg_normalised.pth."""
-        return cls(weights.load_official(decoder, transformer, vgg), device, precision)
+        return cls(weights.load_official(decoder, transformer, vgg), device, precision, compile=compile)
 
     # ------------------------------------------------------------------ helpers
 

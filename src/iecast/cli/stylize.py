@@ -25,6 +25,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="auto (default): bf16 on GPUs and on CPUs with native bf16 (AMX, AVX512-BF16), much faster "
                         "there but slightly different from fp32; fp32 everywhere else. fp32 gives the same output on every machine")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the encoder and decoder: the first image of each size compiles (tens of seconds), "
+                        "the rest run faster; for many same-size images or video frames (needs a C++ compiler on CPU)")
 
 
 def add_control_arguments(p: argparse.ArgumentParser) -> None:
@@ -92,10 +95,12 @@ def build_stylizer(args: argparse.Namespace):
     from iecast.stylizer import Stylizer
 
     if args.official:
-        return Stylizer.from_official(**weights.official_files(args.official), device=args.device, precision=args.precision)
+        return Stylizer.from_official(**weights.official_files(args.official), device=args.device, precision=args.precision,
+                                      compile=args.compile)
     if args.weights == "default" and "default" not in weights.PRETRAINED and not Path("default").exists():
         raise IecastError(no_weights_message())
-    return Stylizer.from_pretrained(args.weights, device=args.device, precision=args.precision)
+    return Stylizer.from_pretrained(args.weights, device=args.device, precision=args.precision,
+                                    compile=args.compile)
 
 
 @contextlib.contextmanager
