@@ -402,19 +402,24 @@ def save_stylizer(path: str | Path, network: StyleTransferNetwork, encoder_id: s
     return path
 
 
-def read_stylizer(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(tensors, metadata) of an iecast stylizer file, or a one-line error."""
+def read_safetensors(path: str | Path, what: str = "safetensors file") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata) of a safetensors file, or "PATH: not a readable WHAT (reason)"."""
     from safetensors import safe_open
 
-    path = Path(path)
-    if not path.is_file():
-        raise IecastError(f"{path}: no such file")
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+            return {k: fh.get_tensor(k) for k in fh.keys()}, meta
     except Exception as exc:
-        raise IecastError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})") from exc
+        raise IecastError(f"{path}: not a readable {what} ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})") from exc
+
+
+def read_stylizer(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata) of an iecast stylizer file, or a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise IecastError(f"{path}: no such file")
+    tensors, meta = read_safetensors(path)
     if meta.get("format") != "iecast-stylizer":
         raise IecastError(f"{path}: not an iecast stylizer (no iecast metadata in the header)")
     check_stylizer_header(path, meta)
