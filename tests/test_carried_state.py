@@ -80,7 +80,7 @@ def test_warm_start_from_the_default_restores_every_part():
         assert params and all(torch.equal(v, extra[f"{prefix}.{k}"].float()) for k, v in params.items()), prefix
 
 
-def test_without_a_training_state_the_discriminator_starts_fresh(tmp_path):
+def test_without_a_training_state_the_discriminator_starts_fresh(tmp_path, capsys):
     """The packaged default has no `.train.safetensors` beside it; a named file that is missing is an error."""
     shipped = weights.PRETRAINED["default"].path()
     assert find_training_state(shipped) is None
@@ -90,6 +90,9 @@ def test_without_a_training_state_the_discriminator_starts_fresh(tmp_path):
     before = {k: v.clone() for k, v in discriminator.state_dict().items()}
     warm_start(model, discriminator, "default", encoder)
     assert all(torch.equal(v, before[k]) for k, v in discriminator.state_dict().items())
+    assert "without a training state" in capsys.readouterr().err  # said once, by warm_start
+    warm_start(model, discriminator, "default", encoder, quiet=True)  # e.g. the other ranks of a run
+    assert capsys.readouterr().err == ""
     with pytest.raises(IecastError, match="no such training state"):
         warm_start(model, discriminator, "default", encoder, training_state=tmp_path / "missing.train.safetensors")
 

@@ -12,6 +12,7 @@ import json
 import os
 import random
 import signal
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from iecast.losses import (LossWeights, adversarial_loss, content_contrastive_lo
                            style_contrastive_loss, style_loss, total_generator_loss)
 from iecast.models import (TRANSFORM_TAPS, Decoder, MultiScaleDiscriminator, VGGEncoder, build_transform, content_head,
                            style_head)
-from iecast.weights import load_encoder, load_into, publish, read_stylizer, resolve_stylizer_path, save_stylizer
+from iecast.weights import load_encoder, load_into, publish, read_safetensors, read_stylizer, resolve_stylizer_path, save_stylizer
 
 CHECKPOINT_FORMAT = "iecast-train"
 
@@ -230,14 +231,7 @@ def find_training_state(stylizer_path: Path, training_state: str | Path | None =
 
 def read_training_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """The tensors and metadata of a `.train.safetensors` file, refusing an unreadable or damaged one."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            extra = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:
-        raise IecastError(f"{path}: not a readable training state ({(str(exc).splitlines() or [type(exc).__name__])[0][:120]})") from exc
+    extra, meta = read_safetensors(path, "training state")
     bad = [k for k, v in extra.items() if not v.is_floating_point() or not bool(torch.isfinite(v).all())]
     if bad:
         raise IecastError(f"{path}: tensor {bad[0]} is not finite floating-point weights; the file is damaged")
@@ -245,10 +239,11 @@ def read_training_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, 
 
 
 def warm_start(model: IEContraASTModel, discriminator: nn.Module | None, name_or_path: str, encoder_id: str,
-               training_state: str | Path | None = None) -> int:
+               training_state: str | Path | None = None, quiet: bool = False) -> int:
     """Initialise from an exported stylizer and its training state (`find_training_state`: the file
-    given, else the one beside the stylizer, if present); return the iterations it was trained
-    for, so the run's export can count them in `iterations_trained`."""
+    given, else the one beside the stylizer, if present; without one a note on stderr unless
+    `quiet`); return the iterations it was trained for, so the run's export can count them in
+    `iterations_trained`."""
     path = resolve_stylizer_path(name_or_path)
     tensors, meta = read_stylizer(path)
     if meta["encoder"] != encoder_id:
@@ -258,6 +253,9 @@ def warm_start(model: IEContraASTModel, discriminator: nn.Module | None, name_or
     iterations = int(json.loads(meta.get("config", "{}")).get("iterations_trained", 0))
     extra_path = find_training_state(path, training_state)
     extra, extra_meta = read_training_state(extra_path) if extra_path is not None else ({}, {})
+    if extra_path is None and not quiet:
+        print(f"iecast: warm start from {name_or_path} without a training state: the discriminator and "
+              "heads start fresh (--init-training-state FILE names one)", file=sys.stderr, flush=True)
     if extra_path is not None:  # a training state from another model would silently pair the wrong discriminator
         if extra_meta.get("encoder", encoder_id) != encoder_id:
             raise IecastError(f"{extra_path}: training state of a model with encoder {extra_meta['encoder']!r}, "
@@ -426,8 +424,6 @@ def precision_note(requested: str, resolved: str, device_type: str) -> str:
 
 
 def _train(fabric, config: TrainConfig, requested_precision: str | None = None) -> TrainResult:
-    import sys
-
     from tqdm.auto import tqdm
 
     if fabric.is_global_zero:
@@ -467,11 +463,8 @@ def _train(fabric, config: TrainConfig, requested_precision: str | None = None) 
         model.decoder.init_kaiming()
     base_iterations = resume_state.get("base_iterations", 0) if resume_state is not None else 0
     if config.init_from and resume_state is None:
-        base_iterations = warm_start(model, discriminator, config.init_from, config.encoder, config.init_training_state)
-        if fabric.is_global_zero and find_training_state(resolve_stylizer_path(config.init_from),
-                                                         config.init_training_state) is None:
-            print(f"iecast: warm start from {config.init_from} without a training state: the discriminator and "
-                  "heads start fresh (--init-training-state FILE names one)", file=sys.stderr, flush=True)
+        base_iterations = warm_start(model, discriminator, config.init_from, config.encoder, config.init_training_state,
+                                     quiet=not fabric.is_global_zero)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
         discriminator = discriminator.to(memory_format=torch.channels_last) if discriminator else None
