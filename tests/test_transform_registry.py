@@ -78,7 +78,7 @@ def test_new_kind_runs_everywhere(registered, tmp_path):
     assert build_config("cpu-small", overrides={"transform": registered, "content": ["a"], "style": ["b"]}).transform == registered
 
 
-def test_unknown_kind_is_one_line(tmp_path):
+def test_unknown_kind_is_one_line():
     with pytest.raises(ValueError, match="unknown transform 'test-mean-shift'"):
         build_transform("test-mean-shift")
 
