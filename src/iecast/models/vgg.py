@@ -53,13 +53,6 @@ class VGGEncoder(nn.Module):
         """The encoder is frozen: it always stays in eval mode."""
         return super().train(False)
 
-    @classmethod
-    def from_source(cls, name: str, path: str | None = None) -> "VGGEncoder":
-        """Build the encoder with weights from the registry (see `iecast.weights.ENCODERS`)."""
-        from iecast.weights import load_encoder
-
-        return load_encoder(name, path)
-
     def normalize_input(self, x: torch.Tensor) -> torch.Tensor:
         """Map RGB [0, 1] to the weights' input convention."""
         weight = self.input_weight.to(x.dtype).view(3, 3, 1, 1)
