@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from iecast.errors import IecastError
-from iecast.losses import LossWeights
+from iecast.training.losses import LossWeights
 from iecast.models.transform import TRANSFORMS
 from iecast.weights import DEFAULT_ENCODER
 

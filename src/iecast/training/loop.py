@@ -1,275 +1,37 @@
 """IEContraAST training with Lightning Fabric: discriminator step, then generator step.
 
-Read top to bottom: `IEContraASTModel` (what the generator step computes), the GAN's two
-halves (`discriminator_step`, `adversarial_term`), checkpoints, then `train()`, the loop.
-Batches are a pure function of the iteration (see `iecast.data`), so a resumed run continues
+Read top to bottom: the run log, then `train()`, the loop. What the generator step computes and
+the GAN's two halves are in `iecast.training.model`; checkpoints and warm starts in
+`iecast.training.checkpoints`.
+Batches are a pure function of the iteration (see `iecast.training.data`), so a resumed run continues
 exactly where a straight run would be.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import random
 import signal
 import sys
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
 from iecast import __version__, hardware
-from iecast.config import TrainConfig
-from iecast.data import PairStream, check_images, list_images, make_loader
 from iecast.errors import IecastError
-from iecast.losses import (LossWeights, adversarial_loss, content_contrastive_loss, content_loss,
-                           discriminator_loss, identity_feature_loss, identity_pixel_loss, pair_ids,
-                           style_contrastive_loss, style_loss, total_generator_loss)
-from iecast.models import (TRANSFORM_TAPS, Decoder, MultiScaleDiscriminator, VGGEncoder, build_transform, content_head,
-                           style_head)
-from iecast.weights import load_encoder, load_into, publish, read_safetensors, read_stylizer, resolve_stylizer_path, save_stylizer
-
-CHECKPOINT_FORMAT = "iecast-train"
-
-
-class IEContraASTModel(nn.Module):
-    """The frozen encoder plus everything the generator step trains.
-
-    `forward(contents, styles)` takes h contents and h styles, builds the 2h contrastive pairs
-    and returns the stylizations and every generator loss term except the adversarial one
-    (which needs the discriminator). Heads exist only when their loss weight is non-zero.
-    """
-
-    def __init__(self, encoder: VGGEncoder, transform: str, weights: LossWeights, temperature: float = 0.2) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.transform = build_transform(transform)
-        self.decoder = Decoder()
-        self.style_head = style_head() if weights.contrastive_style else None
-        self.content_head = content_head() if weights.contrastive_content else None
-        self.weights = weights
-        self.temperature = temperature
-
-    def forward(self, contents: torch.Tensor, styles: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        h = contents.shape[0]
-        style_ids, content_ids = pair_ids(h, contents.device)
-        with torch.no_grad():
-            c_feats, s_feats = self.encoder(contents), self.encoder(styles)
-        pair_c = {k: v[content_ids] for k, v in c_feats.items()}
-        pair_s = {k: v[style_ids] for k, v in s_feats.items()}
-        identity = bool(self.weights.identity_pixel or self.weights.identity_feature)
-        if identity:  # I_cc and I_ss ride with the 2h stylizations: one transform, decoder and encoder pass over 4h
-            both = {k: torch.cat([c_feats[k], s_feats[k]]) for k in TRANSFORM_TAPS}
-            images = self.decoder(self.transform({k: torch.cat([pair_c[k], both[k]]) for k in TRANSFORM_TAPS},
-                                                 {k: torch.cat([pair_s[k], both[k]]) for k in TRANSFORM_TAPS}))
-            cs, id_c, id_s = images.split([2 * h, h, h])
-            # split, not three slices: its backward writes each tap's gradient once, where every
-            # slice's would zero-fill a full-size buffer and the three would then be summed
-            parts = {k: v.split([2 * h, h, h]) for k, v in self.encoder(images).items()}
-            cs_feats, id_c_feats, id_s_feats = ({k: v[i] for k, v in parts.items()} for i in range(3))
-        else:
-            cs = self.decoder(self.transform(pair_c, pair_s))
-            cs_feats = self.encoder(cs)
-        terms = {"content": content_loss(cs_feats, pair_c), "style": style_loss(cs_feats, pair_s)}
-        if identity:
-            terms["identity_pixel"] = identity_pixel_loss(id_c, contents, id_s, styles)
-            terms["identity_feature"] = identity_feature_loss(id_c_feats, c_feats, id_s_feats, s_feats)
-        if self.style_head is not None:
-            terms["contrastive_style"] = style_contrastive_loss(self.style_head(cs_feats["relu3_1"]), h, self.temperature)
-        if self.content_head is not None:
-            terms["contrastive_content"] = content_contrastive_loss(self.content_head(cs_feats["relu4_1"]), h, self.temperature)
-        return cs, terms
-
-
-def discriminator_step(discriminator: nn.Module, optimizer: torch.optim.Optimizer, styles: torch.Tensor,
-                       stylizations: torch.Tensor, backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
-                       check: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
-    """The D step: artworks towards 1 and the detached stylizations towards 0, in one batched pass
-    (InstanceNorm is per sample, so it equals two passes); `check` sees the loss before backward."""
-    scores = discriminator(torch.cat([styles, stylizations.detach()]))
-    n = styles.shape[0]
-    loss = discriminator_loss([x[:n] for x in scores], [x[n:] for x in scores])
-    if check is not None:
-        check(loss)
-    optimizer.zero_grad(set_to_none=True)
-    backward(loss)
-    optimizer.step()
-    return loss
-
-
-def adversarial_term(discriminator: nn.Module, stylizations: torch.Tensor) -> torch.Tensor:
-    """The G side of the GAN through a frozen D: gradients reach the stylizations, and no time
-    goes to D weight gradients that the next D step would discard."""
-    discriminator.requires_grad_(False)
-    try:
-        return adversarial_loss(discriminator(stylizations))
-    finally:
-        discriminator.requires_grad_(True)
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-TRAINED_PARTS = ("decoder", "transform", "style_head", "content_head")
-
-
-def checkpoint_path(out_dir: Path, iteration: int) -> Path:
-    return out_dir / "checkpoints" / f"ckpt_{iteration:08d}.pt"
-
-
-def save_checkpoint(path: Path, state: dict) -> Path:
-    """torch.save to a temp file, fsync, rename: a kill at any moment leaves old files intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
-
-
-def read_checkpoint(path: str | Path) -> dict:
-    """A training checkpoint, or a one-line error naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise IecastError(f"{path}: no such checkpoint")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise IecastError(f"{path}: unreadable checkpoint ({(str(exc).splitlines() or [type(exc).__name__])[0][:120]})") from exc
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise IecastError(f"{path}: not an iecast training checkpoint")
-    return state
-
-
-def list_checkpoints(out_dir: Path) -> list[Path]:
-    return sorted((out_dir / "checkpoints").glob("ckpt_*.pt"))
-
-
-def newest_valid_checkpoint(out_dir: Path) -> tuple[Path, dict] | None:
-    """The newest checkpoint that loads; damaged newer ones are skipped with a warning."""
-    for path in reversed(list_checkpoints(out_dir)):
-        try:
-            return path, read_checkpoint(path)
-        except IecastError as exc:
-            warnings.warn(f"skipping {exc}", stacklevel=2)
-    return None
-
-
-def prune_checkpoints(out_dir: Path, keep: int) -> None:
-    for old in list_checkpoints(out_dir)[:-keep]:
-        old.unlink(missing_ok=True)
-
-
-def rng_state() -> dict:
-    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def training_state_path(stylizer_path: Path) -> Path:
-    """Where the discriminator and heads that go with an exported stylizer are kept."""
-    return stylizer_path.with_name(stylizer_path.name.replace(".safetensors", "") + ".train.safetensors")
-
-
-def export_checkpoint(checkpoint: str | Path, out: str | Path, fp16: bool = False, with_training_state: bool = False) -> Path:
-    """Turn a training checkpoint into inference weights that `Stylizer.from_pretrained(out)` loads.
-
-    With `with_training_state`, also write the discriminator and heads (no optimiser state) to
-    `<out>.train.safetensors`, enough to warm-start training from the exported model.
-    """
-    from safetensors.torch import save_file
-
-    state = read_checkpoint(checkpoint)
-    config = state["config"]
-    holder = nn.Module()
-    holder.decoder, holder.transform = Decoder(), build_transform(config["transform"])
-    load_into(holder.decoder, state["decoder"], checkpoint, "decoder")
-    load_into(holder.transform, state["transform"], checkpoint, "transform")
-    dtype = torch.float16 if fp16 else torch.float32
-    config = {**config, "iterations_trained": state.get("base_iterations", 0) + state["iteration"]}
-    out = save_stylizer(out, holder, state["encoder"], config, dtype=dtype)
-    if with_training_state:
-        extra = {f"{part}.{k}": v.to(dtype).contiguous() for part in ("discriminator", "style_head", "content_head")
-                 for k, v in (state.get(part) or {}).items()}
-        tmp = training_state_path(out).with_suffix(".tmp")
-        save_file(extra, str(tmp), metadata={"format": "iecast-train-state", "encoder": state["encoder"],
-                                              "iteration": str(state["iteration"]),
-                                              "iterations_trained": str(config["iterations_trained"])})
-        publish(tmp, training_state_path(out))
-    return out
-
-
-def find_training_state(stylizer_path: Path, training_state: str | Path | None = None) -> Path | None:
-    """The discriminator + heads file a warm start from `stylizer_path` uses: `training_state` when
-    given (it must exist), else `<name>.train.safetensors` beside the stylizer if there is one, else None."""
-    if training_state is not None:
-        path = Path(training_state)
-        if not path.is_file():
-            raise IecastError(f"{path}: no such training state file")
-        return path
-    beside = training_state_path(stylizer_path)
-    return beside if beside.is_file() else None
-
-
-def read_training_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The tensors and metadata of a `.train.safetensors` file, refusing an unreadable or damaged one."""
-    extra, meta = read_safetensors(path, "training state")
-    bad = [k for k, v in extra.items() if not v.is_floating_point() or not bool(torch.isfinite(v).all())]
-    if bad:
-        raise IecastError(f"{path}: tensor {bad[0]} is not finite floating-point weights; the file is damaged")
-    return extra, meta
-
-
-def warm_start(model: IEContraASTModel, discriminator: nn.Module | None, name_or_path: str, encoder_id: str,
-               training_state: str | Path | None = None, quiet: bool = False) -> int:
-    """Initialise from an exported stylizer and its training state (`find_training_state`: the file
-    given, else the one beside the stylizer, if present; without one a note on stderr unless
-    `quiet`); return the iterations it was trained for, so the run's export can count them in
-    `iterations_trained`."""
-    path = resolve_stylizer_path(name_or_path)
-    tensors, meta = read_stylizer(path)
-    if meta["encoder"] != encoder_id:
-        raise IecastError(f"{path}: trained with encoder {meta['encoder']!r}, but this run uses {encoder_id!r}")
-    if meta.get("transform", "sanet") != model.transform.kind:
-        raise IecastError(f"{path}: a {meta.get('transform')!r} model cannot initialise a {model.transform.kind!r} run")
-    iterations = int(json.loads(meta.get("config", "{}")).get("iterations_trained", 0))
-    extra_path = find_training_state(path, training_state)
-    extra, extra_meta = read_training_state(extra_path) if extra_path is not None else ({}, {})
-    if extra_path is None and not quiet:
-        print(f"iecast: warm start from {name_or_path} without a training state: the discriminator and "
-              "heads start fresh (--init-training-state FILE names one)", file=sys.stderr, flush=True)
-    if extra_path is not None:  # a training state from another model would silently pair the wrong discriminator
-        if extra_meta.get("encoder", encoder_id) != encoder_id:
-            raise IecastError(f"{extra_path}: training state of a model with encoder {extra_meta['encoder']!r}, "
-                              f"but {path} and this run use {encoder_id!r}")
-        if "iterations_trained" in extra_meta and int(extra_meta["iterations_trained"]) != iterations:
-            raise IecastError(f"{extra_path}: training state at {extra_meta['iterations_trained']} iterations, "
-                              f"but {path} was trained for {iterations}; they are not one model's")
-    load_into(model.decoder, {k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")}, path, "decoder")
-    load_into(model.transform, {k[10:]: v for k, v in tensors.items() if k.startswith("transform.")}, path, "transform")
-    for part, module in (("discriminator", discriminator), ("style_head", model.style_head), ("content_head", model.content_head)):
-        sub = {k[len(part) + 1:]: v for k, v in extra.items() if k.startswith(part + ".")}
-        if module is not None and sub:
-            load_into(module, sub, extra_path, part)
-    return iterations
+from iecast.images import save_image, tensor_to_pil
+from iecast.models import MultiScaleDiscriminator
+from iecast.training.checkpoints import (CHECKPOINT_FORMAT, TRAINED_PARTS, checkpoint_path, newest_valid_checkpoint,
+                                         prune_checkpoints, read_checkpoint, rng_state, save_checkpoint, set_rng_state,
+                                         warm_start)
+from iecast.training.config import TrainConfig
+from iecast.training.data import PairStream, check_images, list_images, make_loader
+from iecast.training.losses import LossWeights, total_generator_loss
+from iecast.training.model import IEContraASTModel, adversarial_term, discriminator_step
+from iecast.weights import load_encoder
 
 
 # ----------------------------------------------------------------------------- logging
@@ -306,8 +68,6 @@ class RunLog:
         """Rows of style | content | output, saved as PNG (and to TensorBoard)."""
         if not self.enabled:
             return None
-        from iecast.images import save_image, tensor_to_pil
-
         rows = [torch.cat([s, c, o], dim=2) for s, c, o in zip(styles, contents, outputs.float().clamp(0, 1))]
         grid = torch.cat(rows, dim=1)
         path = save_image(tensor_to_pil(grid), self.out_dir / "images" / f"iter_{iteration:08d}.png")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 
-from iecast.functional import mean_std, mean_variance_norm
+from iecast.models.functional import mean_std, mean_variance_norm
 from iecast.models.vgg import TAPS
 
 Features = dict[str, torch.Tensor]
