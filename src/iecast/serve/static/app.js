@@ -1,5 +1,5 @@
 "use strict";
-// The page talks to the JSON API of iecast.serve: submit a job, poll it, show the result.
+// The page talks to the JSON API of iecast.serve.app: submit a job, poll it, show the result.
 const $ = (id) => document.getElementById(id);
 let pageConfig = null;
 

@@ -1,0 +1,1 @@
+"""The local web page: the FastAPI app and routes, the job queue, and request limits/hardening."""
