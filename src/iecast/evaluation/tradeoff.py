@@ -61,7 +61,7 @@ def expand_sweep(methods: list, alphas: list[float] | None) -> tuple[list, list[
     """One method per (method, alpha) for methods with a knob; (methods, notes).
 
     Without a sweep every method with a knob runs at 1.0 (full strength), as before. A method
-    here is an `iecast.evaluate.Method` whose `stylize_at(content, style, alpha)` is set when
+    here is an `iecast.evaluation.methods.Method` whose `stylize_at(content, style, alpha)` is set when
     it has a knob.
     """
     notes: list[str] = []
