@@ -21,7 +21,7 @@ test: setup
 # Stylize the bundled sample with the best trained weights available offline; with none installed,
 # say how to get them and show Gatys optimisation on the same encoder instead.
 demo: setup
-	$(PY) -m iecast.demo
+	$(PY) -m iecast.cli.demo
 
 # The README's gallery: the default model on three training photos x four public-domain paintings
 # of the shared data (expected beside this repository, in ../shared/data).

@@ -49,7 +49,7 @@ def run_worker(method: str, content_px: int, style_px: int, channels: int, threa
     import torch
     import torch.nn.functional as F
 
-    from iecast.functional import mean_variance_norm
+    from iecast.models.functional import mean_variance_norm
     from iecast.models.transform import StyleAttention
 
     torch.set_num_threads(threads)

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from iecast.stylizer import Stylizer
+from iecast.inference.stylizer import Stylizer
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Latency of the exported model in onnxruntime vs PyTorch, at 512 px, on this CPU, in one run.
 
 Backends, all on the same content/style pair and the same weights:
-- `torch-graph`: the module that gets exported (`iecast.export.ExportableStylizer`) run eagerly;
+- `torch-graph`: the module that gets exported (`iecast.inference.export.ExportableStylizer`) run eagerly;
   the like-for-like reference for the exported files;
 - `Stylizer.stylize`: the library's own path (chunked attention, skips T(c, c) at alpha = 1);
 - `onnxruntime`: the exported ONNX file (CPUExecutionProvider, all graph optimisations);
@@ -34,7 +34,7 @@ def random_stylizer():
     """A random-init SANet stylizer on the default encoder (latency does not depend on trained values)."""
     from iecast.models.network import StyleTransferNetwork
     from iecast.models.transform import build_transform
-    from iecast.stylizer import Stylizer
+    from iecast.inference.stylizer import Stylizer
     from iecast.weights import DEFAULT_ENCODER, load_encoder
 
     torch.manual_seed(0)
@@ -47,7 +47,7 @@ def backends(stylizer, folder: Path, threads: int) -> dict[str, Callable]:
     """{name: run(content, style, alpha) -> output tensor}."""
     import onnxruntime
 
-    from iecast.export import ExportableStylizer, export_onnx, export_torchscript
+    from iecast.inference.export import ExportableStylizer, export_onnx, export_torchscript
 
     onnx_path = export_onnx(stylizer.network, folder / "model.onnx")
     script_path = export_torchscript(stylizer.network, folder / "model.pt")
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import onnxruntime
 
-    from iecast.stylizer import Stylizer
+    from iecast.inference.stylizer import Stylizer
 
     torch.set_num_threads(args.threads)
     stylizer = Stylizer.from_pretrained(args.weights) if args.weights else random_stylizer()

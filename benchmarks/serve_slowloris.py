@@ -39,7 +39,9 @@ def run_server(port_pipe, legacy: bool, header_timeout: float, max_connections: 
     """Child process: serve the app on a free loopback port; send the port back."""
     import uvicorn
 
-    from iecast.serve import ServeConfig, bind_socket, create_app, make_server
+    from iecast.serve.app import create_app
+    from iecast.serve.config import ServeConfig
+    from iecast.serve.limits import bind_socket, make_server
 
     config = ServeConfig(header_timeout_s=header_timeout, max_connections=max_connections)
     app = create_app(EchoStylizer(), config)

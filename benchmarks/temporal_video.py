@@ -10,7 +10,7 @@ Printed per clip and mode:
   the raw frames at their native size, stylized frames upsampled to it; lower is steadier);
 - adjacent-frame distance ratio: mean perceptual distance between adjacent stylized frames over
   the raw clip's (LPIPS' form on the judge encoder's relu1_1..relu5_1, unit-normalised channels);
-- content and style loss (SPEC.md's, `iecast.metrics`) of every frame, on the judge encoder
+- content and style loss (SPEC.md's, `iecast.evaluation.metrics`) of every frame, on the judge encoder
   `vgg16-imagenet-offline-normalised` (the default model trained with the -rms encoder), against
   the frame and the style image resized to SIZE; and the temporal/per-frame change in percent.
 
@@ -31,10 +31,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from iecast import losses, metrics
-from iecast.inputs import images_in_folder
-from iecast.stylizer import Stylizer, load_as_tensor, pad_to_multiple, resize_shorter_side
-from iecast.temporal import TemporalBlender
+from iecast.evaluation import metrics
+from iecast.training import losses
+from iecast.inference.inputs import images_in_folder
+from iecast.inference.stylizer import Stylizer, load_as_tensor, pad_to_multiple, resize_shorter_side
+from iecast.inference.temporal import TemporalBlender
 from iecast.weights import load_encoder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--model", default="default", help="pretrained name or stylizer file")
     args = parser.parse_args(argv)
-    from iecast.temporal import DEFAULT_STRENGTH
+    from iecast.inference.temporal import DEFAULT_STRENGTH
 
     variants = args.variants or [(DEFAULT_STRENGTH, 0.0, 0.0)]
     torch.manual_seed(0)

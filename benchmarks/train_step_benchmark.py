@@ -34,20 +34,20 @@ VARIANTS = ("release-fp32-nchw", "iecast-fp32", "iecast-bf16-cl")
 
 def use_release_statistics() -> None:
     """Compute feature means and stds with `torch.var`, as the release's calc_mean_std does."""
-    import iecast.functional
-    import iecast.losses
+    import iecast.models.functional
+    import iecast.training.losses
 
-    def mean_std(x, eps=iecast.functional.EPS):
+    def mean_std(x, eps=iecast.models.functional.EPS):
         n, c = x.shape[:2]
         var = x.reshape(n, c, -1).var(dim=2) + eps
         return x.reshape(n, c, -1).mean(dim=2).view(n, c, 1, 1), var.sqrt().view(n, c, 1, 1)
 
-    iecast.functional.mean_std = iecast.losses.mean_std = mean_std
+    iecast.models.functional.mean_std = iecast.training.losses.mean_std = mean_std
 
 
 def release_step(model, discriminator, contents, styles):
     """The release's generator losses, computed the way its training script does."""
-    from iecast.losses import (adversarial_loss, content_contrastive_loss, content_loss, identity_feature_loss,
+    from iecast.training.losses import (adversarial_loss, content_contrastive_loss, content_loss, identity_feature_loss,
                                identity_pixel_loss, pair_ids, style_contrastive_loss, style_loss)
 
     h = contents.shape[0]
@@ -75,9 +75,9 @@ def run_variant(variant: str, size: int, h: int, steps: int) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from iecast.losses import LossWeights, adversarial_loss, discriminator_loss, total_generator_loss
+    from iecast.training.losses import LossWeights, adversarial_loss, discriminator_loss, total_generator_loss
     from iecast.models import MultiScaleDiscriminator
-    from iecast.train import IEContraASTModel, adversarial_term, discriminator_step
+    from iecast.training.model import IEContraASTModel, adversarial_term, discriminator_step
     from iecast.weights import DEFAULT_ENCODER, load_encoder
 
     torch.manual_seed(0)
@@ -118,7 +118,7 @@ def run_variant(variant: str, size: int, h: int, steps: int) -> dict:
                 return self.module(x)
 
     def tuned():
-        """The trainer's own pieces (`iecast.train`), as its loop calls them."""
+        """The trainer's own pieces (`iecast.training.model`), as its loop calls them."""
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             cs, terms = model(contents, styles)
         discriminator_step(AutocastForward(disc), d_opt, styles, cs)

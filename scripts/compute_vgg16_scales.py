@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from iecast.data import list_images
+from iecast.training.data import list_images
 from iecast.images import load_image, pil_to_tensor
 from iecast.models.vgg import conv_names
 from iecast.weights import load_encoder

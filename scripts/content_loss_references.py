@@ -18,10 +18,10 @@ import random
 import torch
 import torch.nn.functional as F
 
-from iecast.data import check_images, list_images, resize_and_crop
+from iecast.training.data import check_images, list_images, resize_and_crop
 from iecast.images import load_image
-from iecast.losses import content_loss
-from iecast.stylizer import Stylizer
+from iecast.training.losses import content_loss
+from iecast.inference.stylizer import Stylizer
 from iecast.weights import load_encoder
 
 TAPS = ("relu4_1", "relu5_1")

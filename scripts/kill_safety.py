@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from iecast.train import list_checkpoints, read_checkpoint
+from iecast.training.checkpoints import list_checkpoints, read_checkpoint
 
 
 def last_logged_iteration(log: Path) -> int:

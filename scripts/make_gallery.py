@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from iecast.images import load_image, save_image
-from iecast.stylizer import Stylizer
+from iecast.inference.stylizer import Stylizer
 
 
 def square(image: Image.Image, size: int) -> Image.Image:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from iecast.data import list_images
+from iecast.training.data import list_images
 from iecast.images import load_image
 
 

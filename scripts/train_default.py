@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from iecast.train import export_checkpoint, list_checkpoints
+from iecast.training.checkpoints import export_checkpoint, list_checkpoints
 
 RUNS = {
     "iecontraast": [],

@@ -6,7 +6,7 @@ from iecast.errors import IecastError  # noqa: E402
 
 def __getattr__(name: str):
     if name == "Stylizer":
-        from iecast.stylizer import Stylizer
+        from iecast.inference.stylizer import Stylizer
 
         return Stylizer
     raise AttributeError(f"module 'iecast' has no attribute {name!r}")

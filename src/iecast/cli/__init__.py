@@ -2,6 +2,8 @@
 
 Each module in SUBCOMMANDS defines `add_parser(subparsers)`, which registers its parser and
 sets `func(args) -> int`. Every `IecastError` becomes one line on stderr and exit status 1.
+`demo` is not a subcommand but `make demo`'s runner (`python -m iecast.cli.demo`); it lives here,
+at the top layer, because it uses both inference (trained weights) and evaluation (the Gatys fallback).
 """
 from __future__ import annotations
 

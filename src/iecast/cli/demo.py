@@ -1,8 +1,8 @@
-"""`make demo` / `python -m iecast.demo`: stylize the bundled sample photo with the bundled
+"""`make demo` / `python -m iecast.cli.demo`: stylize the bundled sample photo with the bundled
 painting, using the best trained weights available offline, and print where the result is.
 
 With no trained weights installed it says so, says how to get them, and shows Gatys et al.'s
-optimisation with the same offline encoder instead (`iecast.gatys`): a real stylization that
+optimisation with the same offline encoder instead (`iecast.evaluation.gatys`): a real stylization that
 needs no training, never an untrained network's output.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 from iecast import weights
+from iecast.weights import registry
 from iecast.errors import IecastError
 
 SAMPLE_CONTENT = "classic_cars.jpg"
@@ -31,7 +32,7 @@ iecast demo: no trained IEContraAST weights are available offline.
   To stylize with IEContraAST:
     - train:  .venv/bin/iecast train --preset cpu-small --content DIR --style DIR --out runs/demo
       then:   .venv/bin/iecast export runs/demo/<checkpoint> -o model.safetensors
-      and:    .venv/bin/python -m iecast.demo --weights model.safetensors
+      and:    .venv/bin/python -m iecast.cli.demo --weights model.safetensors
     - or use the authors' release files (decoder_iter_160000.pth, transformer_iter_160000.pth,
       vgg_normalised.pth):  .venv/bin/iecast stylize --official DIR -c PHOTO -s PAINTING -o out.jpg"""
 
@@ -43,9 +44,9 @@ def sample_path(name: str) -> Path:
 
 def offline_weights() -> tuple[str, Path] | None:
     """The first registered pretrained model ('default' first) whose file is already on disk."""
-    names = sorted(weights.PRETRAINED, key=lambda n: n != "default")
+    names = sorted(registry.PRETRAINED, key=lambda n: n != "default")
     for name in names:
-        local = weights.PRETRAINED[name].local_path()
+        local = registry.PRETRAINED[name].local_path()
         if local is not None:
             return name, local
     return None
@@ -57,7 +58,7 @@ def gatys_sample(size: int = GATYS_SIZE, steps: int = GATYS_STEPS) -> Image.Imag
     Both images are downscaled so their longer side is at most `size`: the optimisation costs one encoder
     pass per step at full resolution, so the size sets the run time.
     """
-    from iecast.gatys import GatysConfig, GatysStylizer
+    from iecast.evaluation.gatys import GatysConfig, GatysStylizer
     from iecast.images import fit_within, load_image, pil_to_tensor, tensor_to_pil
 
     content, style = (pil_to_tensor(fit_within(load_image(sample_path(name)), size))
@@ -67,7 +68,7 @@ def gatys_sample(size: int = GATYS_SIZE, steps: int = GATYS_STEPS) -> Image.Imag
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m iecast.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m iecast.cli.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--weights", help="an iecast .safetensors stylizer to use instead of the registered ones")
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT, help=f"default {DEFAULT_OUTPUT}")
     parser.add_argument("--gatys-size", type=int, default=GATYS_SIZE,
@@ -83,14 +84,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             found = offline_weights()
         if found is None:
-            known = (f"iecast.weights.PRETRAINED lists {', '.join(map(repr, weights.PRETRAINED))}, but none of "
-                     f"their files is in the package or in {weights.cache_dir()}." if weights.PRETRAINED
+            known = (f"iecast.weights.PRETRAINED lists {', '.join(map(repr, registry.PRETRAINED))}, but none of "
+                     f"their files is in the package or in {weights.cache_dir()}." if registry.PRETRAINED
                      else "No trained model is registered in iecast.weights.PRETRAINED yet (see docs/training/).")
             print(NO_WEIGHTS.format(known=known, steps=args.gatys_steps, size=args.gatys_size), file=sys.stderr)
             result = gatys_sample(args.gatys_size, args.gatys_steps)
             method = f"Gatys et al.'s optimisation ({weights.DEFAULT_ENCODER}; no trained IEContraAST model yet)"
         else:
-            from iecast.stylizer import Stylizer
+            from iecast.inference.stylizer import Stylizer
 
             label, path = found
             result = Stylizer.from_pretrained(path).stylize(sample_path(SAMPLE_CONTENT), sample_path(SAMPLE_STYLE))

@@ -45,8 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iecast.evaluate import EvalConfig, evaluate, markdown_report
-    from iecast.gatys import GatysConfig
+    from iecast.evaluation.harness import EvalConfig, evaluate
+    from iecast.evaluation.report import markdown_report
+    from iecast.evaluation.gatys import GatysConfig
     from iecast.hardware import resolve_device
 
     config = EvalConfig(

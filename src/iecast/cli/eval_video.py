@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iecast.evaluate import evaluate_video
+    from iecast.evaluation.harness import evaluate_video
 
     result = evaluate_video(args.stylized, args.raw, perceptual=args.perceptual, max_frames=args.max_frames)
     if result["distance_note"]:

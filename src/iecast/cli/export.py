@@ -48,22 +48,12 @@ def output_format(output: str, requested: str | None) -> str:
     return SUFFIX_FORMATS[suffix]
 
 
-def training_checkpoint_exporter():
-    """HOOK for training checkpoints: `iecast.train.export_checkpoint(path, out, fp16)` (owned by
-    the training code) turns a training checkpoint into iecast inference weights. Returns it, or
-    None where this installation has no training code."""
-    try:
-        from iecast import train
-    except ImportError:
-        return None
-    return getattr(train, "export_checkpoint", None)
-
-
 def is_stylizer_file(source: str) -> bool:
     """True for a pretrained name or an iecast stylizer .safetensors (not a training checkpoint)."""
     from iecast import weights
+    from iecast.weights import registry
 
-    if source in weights.PRETRAINED:
+    if source in registry.PRETRAINED:
         return True
     try:
         weights.read_stylizer(source)
@@ -73,18 +63,16 @@ def is_stylizer_file(source: str) -> bool:
 
 
 def checkpoint_to_stylizer(source: str, output: Path, fp16: bool, with_training_state: bool = False) -> Path:
-    """Convert a training checkpoint with the training code's exporter, or explain why not."""
-    exporter = training_checkpoint_exporter()
-    if exporter is None:
-        raise IecastError(f"{source}: not an iecast stylizer, and this installation cannot convert training "
-                          f"checkpoints (iecast.train.export_checkpoint is missing)")
+    """Convert a training checkpoint with `iecast.training.checkpoints.export_checkpoint`."""
+    from iecast.training import checkpoints
+
     extra = {"with_training_state": True} if with_training_state else {}
-    result = exporter(source, output, fp16, **extra)
+    result = checkpoints.export_checkpoint(source, output, fp16, **extra)
     return Path(result) if result is not None else output
 
 
 def run(args: argparse.Namespace) -> int:
-    from iecast import export
+    from iecast.inference import export
 
     fmt = output_format(args.output, args.format)
     output = Path(args.output)
@@ -95,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         source = args.source
         if not is_stylizer_file(source):
             source = str(checkpoint_to_stylizer(source, Path(scratch) / "converted.safetensors", fp16=False))
-        from iecast.stylizer import Stylizer
+        from iecast.inference.stylizer import Stylizer
 
         stylizer = Stylizer.from_pretrained(source, device="cpu", precision="fp32")
         path = export.export_model(stylizer, output, fmt, fp16=args.fp16)
@@ -109,7 +97,7 @@ def check_export(stylizer, path: Path, fp16: bool) -> None:
     """Run the exported file and the fp32 PyTorch stylizer on one random pair; fail past the tolerance."""
     import torch
 
-    from iecast import export
+    from iecast.inference import export
 
     content, style = torch.rand(1, 3, 64, 48), torch.rand(1, 3, 48, 64)
     reference = stylizer.stylize(content, style, alpha=0.8)

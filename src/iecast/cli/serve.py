@@ -34,7 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from iecast.errors import IecastError
-    from iecast.serve import ServeConfig, serve
+    from iecast.serve.app import serve
+    from iecast.serve.config import ServeConfig
 
     if args.queue < 1 or args.max_side < 68 or args.max_upload_mb <= 0 or args.max_megapixels <= 0:
         raise IecastError("--queue must be >= 1, --max-side >= 68, and the upload and pixel limits positive")

@@ -92,12 +92,13 @@ def no_weights_message() -> str:
 def build_stylizer(args: argparse.Namespace):
     """The `Stylizer` for --official or --weights, with a clear message when no weights exist."""
     from iecast import weights
-    from iecast.stylizer import Stylizer
+    from iecast.inference.stylizer import Stylizer
+    from iecast.weights import registry
 
     if args.official:
         return Stylizer.from_official(**weights.official_files(args.official), device=args.device, precision=args.precision,
                                       compile=args.compile)
-    if args.weights == "default" and "default" not in weights.PRETRAINED and not Path("default").exists():
+    if args.weights == "default" and "default" not in registry.PRETRAINED and not Path("default").exists():
         raise IecastError(no_weights_message())
     return Stylizer.from_pretrained(args.weights, device=args.device, precision=args.precision,
                                     compile=args.compile)
@@ -106,7 +107,7 @@ def build_stylizer(args: argparse.Namespace):
 @contextlib.contextmanager
 def warnings_as_lines() -> Iterator[None]:
     """Show iecast's warnings (fixed-up inputs) as one `iecast: warning: ...` line each."""
-    from iecast.stylizer import IecastWarning
+    from iecast.inference.stylizer import IecastWarning
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, IecastWarning):
@@ -175,8 +176,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from iecast.images import check_writable
-    from iecast.inputs import expand_images
-    from iecast.options import StylizeOptions
+    from iecast.inference.inputs import expand_images
+    from iecast.inference.options import StylizeOptions
 
     with warnings_as_lines():
         contents = expand_images(args.content, "content")

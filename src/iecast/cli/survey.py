@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_make(args: argparse.Namespace) -> int:
-    from iecast.survey import make_survey
+    from iecast.evaluation.survey import make_survey
 
     key = make_survey(args.report, args.out, participants=args.participants, seed=args.seed, max_pairs=args.pairs,
                       outputs_per_method=args.outputs_per_method, real_count=args.real, artworks=args.artworks)
@@ -38,7 +38,7 @@ def run_make(args: argparse.Namespace) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
-    from iecast.survey import format_scores, score_survey
+    from iecast.evaluation.survey import format_scores, score_survey
 
     scores = score_survey(args.key, args.answers)
     print(format_scores(scores), end="")

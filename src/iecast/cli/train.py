@@ -31,8 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iecast.config import build_config, parse_override
-    from iecast.train import train
+    from iecast.training.config import build_config, parse_override
+    from iecast.training.loop import train
 
     overrides = {k: getattr(args, k) for k in ("content", "style", "out_dir", "iterations", "resume", "init_from",
                                                 "init_training_state", "devices", "num_nodes", "strategy", "precision")

@@ -56,8 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from iecast.errors import IecastError
-    from iecast.inputs import expand_images
-    from iecast.video import stylize_video
+    from iecast.inference.inputs import expand_images
+    from iecast.inference.video import stylize_video
 
     try:
         with sigterm_unwinds(), warnings_as_lines():

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from iecast import __version__
 from iecast.errors import IecastError
 from iecast.models.network import StyleTransferNetwork
-from iecast.stylizer import PAD_MULTIPLE, Stylizer, training_style_size
+from iecast.inference.stylizer import PAD_MULTIPLE, Stylizer, training_style_size
 
 ONNX_OPSET = 17
 INPUT_NAMES = ("content", "style", "alpha")

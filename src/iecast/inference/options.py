@@ -7,7 +7,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Sequence, Union
 
-from iecast.color import PRESERVE_COLOR_MODES
+from iecast.inference.color import PRESERVE_COLOR_MODES
 from iecast.errors import IecastError
 from iecast.images import MAX_PIXELS
 

@@ -27,14 +27,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from iecast import weights
-from iecast.color import match_color_histogram, transfer_luminance
+from iecast.inference.color import match_color_histogram, transfer_luminance
 from iecast.errors import IecastError, is_out_of_memory
 from iecast.hardware import native_bf16, resolve_device
 from iecast.images import MAX_PIXELS, MAX_STYLE_PIXELS, MIN_SIDE, load_image, megapixels, pil_to_tensor, tensor_to_pil, to_rgb
 from iecast.models.network import StyleTransferNetwork
 from iecast.models.transform import QUERY_CHUNK
-from iecast.options import IecastWarning, StyleSize, StylizeOptions, normalise_style_weights  # noqa: F401 (re-exported)
-from iecast.tiling import choose_tile, decode_tiled, decoder_halo, encode_tiled
+from iecast.inference.options import IecastWarning, StyleSize, StylizeOptions, normalise_style_weights  # noqa: F401 (re-exported)
+from iecast.inference.tiling import choose_tile, decode_tiled, decoder_halo, encode_tiled
 
 ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor]
 PAD_MULTIPLE = 16  # the encoder's total stride (relu5_1): padded sizes keep pooling exact

@@ -18,12 +18,13 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from iecast.color import transfer_luminance
+from iecast.inference.color import transfer_luminance
 from iecast.errors import IecastError
 from iecast.images import MIN_SIDE, save_image, tensor_to_pil
-from iecast.inputs import images_in_folder
-from iecast.options import StylizeOptions
-from iecast.stylizer import (MAX_PIXELS, ImageLike, IecastWarning, PreparedStyle, StyleSize, Stylizer,
+from iecast.inference.inputs import images_in_folder
+from iecast.inference.options import StylizeOptions
+from iecast.inference.temporal import DEFAULT_STRENGTH, TemporalBlender
+from iecast.inference.stylizer import (MAX_PIXELS, ImageLike, IecastWarning, PreparedStyle, StyleSize, Stylizer,
                              check_resize, load_as_tensor, load_mask, resize_shorter_side)
 
 VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".mkv", ".mov")
@@ -420,8 +421,8 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
 
     `temporal=True` keeps adjacent frames consistent: each frame's content features (before the
     attention) are blended with the previous frame's, warped by optical flow where the flow is reliable
-    (see `iecast.temporal`; needs OpenCV). A number in (0, 1) sets the previous frame's share
-    of the content features (True: `iecast.temporal.DEFAULT_STRENGTH`, 0.7). Off by default:
+    (see `iecast.inference.temporal`; needs OpenCV). A number in (0, 1) sets the previous frame's share
+    of the content features (True: `iecast.inference.temporal.DEFAULT_STRENGTH`, 0.7). Off by default:
     every frame is then stylized on its own.
     A file that ends before the frames it declares gives an `IecastWarning` saying how many
     frames were decoded.
@@ -448,8 +449,6 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
         raise IecastError(f"{output}: already holds frame_* files; choose an empty folder")
     blender = None
     if temporal is not False and temporal is not None:
-        from iecast.temporal import DEFAULT_STRENGTH, TemporalBlender
-
         strength = DEFAULT_STRENGTH if temporal is True else float(temporal)
         if not 0.0 < strength < 1.0:
             raise IecastError(f"temporal strength must be in (0, 1) (got {temporal})")

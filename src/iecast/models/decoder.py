@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from iecast.functional import upsample_reflect_conv3x3
+from iecast.models.functional import upsample_reflect_conv3x3
 
 # (in, out) per 3x3 conv; "up" is nearest x2 upsampling. The last conv has no ReLU.
 DECODER_PLAN = (

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from iecast.functional import adaptive_instance_norm, mean_std, mean_variance_norm
+from iecast.models.functional import adaptive_instance_norm, mean_std, mean_variance_norm
 
 TRANSFORM_TAPS = ("relu4_1", "relu5_1")  # the encoder taps any transform reads (training encodes these)
 QUERY_CHUNK = 16384  # content positions attended at once at inference: bounds the transform's memory
