@@ -17,9 +17,9 @@ from PIL import Image
 
 @contextlib.contextmanager
 def running(app: Any) -> Iterator[int]:
-    """Serve `app` in a thread on 127.0.0.1 (a free port) as `iecast serve` does (`iecast.serve.make_server`,
+    """Serve `app` in a thread on 127.0.0.1 (a free port) as `iecast serve` does (`iecast.serve.limits.make_server`,
     with the limits of the app's `ServeConfig`); yields the port."""
-    from iecast.serve import bind_socket, make_server
+    from iecast.serve.limits import bind_socket, make_server
 
     sock = bind_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]

@@ -6,9 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from iecast import demo, weights
+from iecast import weights
+from iecast.weights import registry
+from iecast.cli import demo
 from iecast.images import load_image, pil_to_tensor
-from iecast.losses import style_loss
+from iecast.training.losses import style_loss
 from iecast.weights import PretrainedWeights
 
 
@@ -21,7 +23,7 @@ def test_bundled_samples_are_small_images():
 
 @pytest.mark.usefixtures("one_thread")
 def test_without_weights_it_explains_and_shows_gatys(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(weights, "PRETRAINED", {})
+    monkeypatch.setattr(registry, "PRETRAINED", {})
     out = tmp_path / "demo.jpg"
     assert demo.main(["-o", str(out), "--gatys-size", "96", "--gatys-steps", "8"]) == 0
     captured = capsys.readouterr()
@@ -57,7 +59,7 @@ def test_rejects_a_useless_gatys_size(tmp_path, capsys):
 def test_picks_registered_weights_found_offline(monkeypatch, _iecast_home):
     entry = PretrainedWeights(name="default", file_name="demo-test.safetensors", sha256=None, encoder="x",
                               description="test", licence="test", url="http://unreachable.invalid/w")
-    monkeypatch.setattr(weights, "PRETRAINED", {"other": entry, "default": entry})
+    monkeypatch.setattr(registry, "PRETRAINED", {"other": entry, "default": entry})
     assert demo.offline_weights() is None  # registered but not on disk: no download is attempted
     (_iecast_home / "demo-test.safetensors").write_bytes(b"x")
     name, path = demo.offline_weights()

@@ -132,7 +132,7 @@ def test_sizes_are_checked_after_resizing(capsys, tmp_path, odd_sizes, weights_f
 
 def test_the_library_checks_too(weights_file):
     """The server and video call the Stylizer directly: the checks live there."""
-    from iecast.stylizer import Stylizer, resize_shorter_side
+    from iecast.inference.stylizer import Stylizer, resize_shorter_side
 
     stylizer = Stylizer.from_pretrained(weights_file, device="cpu", precision="fp32")
     tall = Image.new("RGB", (17, 6000), (90, 40, 160))
@@ -155,7 +155,7 @@ def test_the_library_checks_too(weights_file):
 
 def test_limits_have_one_home():
     import iecast.images as images
-    import iecast.stylizer as stylizer
+    import iecast.inference.stylizer as stylizer
 
     assert stylizer.MAX_PIXELS is images.MAX_PIXELS and stylizer.MAX_STYLE_PIXELS is images.MAX_STYLE_PIXELS
     assert MAX_STYLE_PIXELS < MAX_PIXELS
@@ -395,7 +395,7 @@ def test_same_style_twice_with_two_weights_is_two_styles(capsys, tmp_path, weigh
 
 def test_running_out_of_memory_is_one_line_without_the_allocators_text(weights_file, monkeypatch):
     """What the limits let through can still exceed a small machine: the error names the image."""
-    from iecast.stylizer import Stylizer
+    from iecast.inference.stylizer import Stylizer
 
     stylizer = Stylizer.from_pretrained(weights_file, device="cpu", precision="fp32")
     content, style = Image.new("RGB", (48, 40)), Image.new("RGB", (32, 32))

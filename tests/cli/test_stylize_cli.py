@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from iecast.cli import main
-from iecast.color import rgb_to_ycbcr
+from iecast.inference.color import rgb_to_ycbcr
 from iecast.images import fit_within, pil_to_tensor
 
 FAST = ["--style-size", "32", "--quiet", "--precision", "fp32"]
@@ -176,9 +176,9 @@ def test_bad_input_is_one_line_and_leaves_nothing(capsys, tmp_path, weights_file
 
 
 def test_missing_default_weights_say_how_to_get_them(capsys, files, monkeypatch):
-    from iecast import weights
+    from iecast.weights import registry
 
-    monkeypatch.setattr(weights, "PRETRAINED", {})
+    monkeypatch.setattr(registry, "PRETRAINED", {})
     code, _, err = run(capsys, "stylize", "-c", files["c1"], "-s", files["s1"], "-o", files["out"])
     assert code == 1 and "no trained iecast weights" in err and "iecast train" in err
     assert listing(files["out"]) == []
@@ -216,7 +216,7 @@ def test_fit_within_downscales_keeps_aspect_and_floors_the_short_side():
 def test_compile_flag_reaches_the_stylizer(files, tmp_path, monkeypatch):
     """`--compile` builds the stylizer with compile=True (the compiled path itself is tested in
     test_precision); without the flag it stays eager."""
-    from iecast.stylizer import Stylizer
+    from iecast.inference.stylizer import Stylizer
 
     seen = []
 

@@ -12,9 +12,10 @@ from PIL import Image
 
 from iecast import IecastError
 from iecast.cli import main
-from iecast.evaluate import (REPORT_SCHEMA, EvalConfig, evaluate, evaluate_video, list_eval_images, load_frames,
-                             mean_ci95, parse_method)
-from iecast.gatys import GatysConfig
+from iecast.evaluation.harness import EvalConfig, evaluate, evaluate_video, list_eval_images, load_frames, mean_ci95
+from iecast.evaluation.methods import parse_method
+from iecast.evaluation.report import REPORT_SCHEMA
+from iecast.evaluation.gatys import GatysConfig
 
 ENCODER = "vgg16-imagenet-offline-normalised"
 
@@ -158,12 +159,12 @@ def test_paired_differences_to_the_first_method(full_run):
 def test_outputs_are_cached(full_run, data, stylizer_files, monkeypatch):
     out, report = full_run
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*_stylized_*.png")}
-    import iecast.evaluate as evaluate_module
+    from iecast.evaluation.gatys import GatysStylizer
 
     def must_not_stylize(*args, **kwargs):
         raise AssertionError("a cached output was recomputed")
 
-    monkeypatch.setattr(evaluate_module.GatysStylizer, "stylize", must_not_stylize)
+    monkeypatch.setattr(GatysStylizer, "stylize", must_not_stylize)
     # Gatys optimises with the judge, which the first run chose from its models: the same judge reuses the cache
     again = run_eval(data, out, ["gatys"], encoder=report["settings"]["encoder"])
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*_stylized_*.png")} == stamps
@@ -271,7 +272,7 @@ def test_official_method_runs_the_authors_files(tmp_path):
     """`official:<dir>` finds the three release files (highest iteration) and stylizes."""
     from reference import ReferenceTransformer, reference_decoder, reference_vgg_normalised, small_init_
 
-    from iecast.evaluate import build_method
+    from iecast.evaluation.methods import build_method
     from iecast.weights import load_encoder
 
     torch.manual_seed(1)

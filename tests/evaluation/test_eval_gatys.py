@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from iecast import IecastError
-from iecast.gatys import GatysConfig, GatysStylizer, gatys_objective, gatys_stylize
-from iecast.metrics import gram_matrix
+from iecast.evaluation.gatys import GatysConfig, GatysStylizer, gatys_objective, gatys_stylize
+from iecast.evaluation.metrics import gram_matrix
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from PIL import Image
 
 from iecast import IecastError
 from iecast.cli import main
-from iecast.survey import make_survey, participant_order, score_survey, wilson_interval
+from iecast.evaluation.survey import make_survey, participant_order, score_survey, wilson_interval
 
 METHODS = ("ours", "sanet", "gatys")
 

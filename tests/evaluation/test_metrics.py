@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from iecast import IecastError, metrics
+from iecast import IecastError
+from iecast.evaluation import metrics
 from iecast.models.vgg import TAPS
 
 
@@ -55,7 +56,7 @@ def test_identical_images_give_zero_losses_and_ssim_one(encoder):
 
 def test_image_losses_are_the_training_losses_on_encoder_features(encoder):
     """metrics.content_loss/style_loss are losses.content_loss/style_loss (one rule), not separate metrics."""
-    from iecast import losses
+    from iecast.training import losses
 
     a, b = smooth_image(seed=3), smooth_image(seed=4)
     with torch.no_grad():

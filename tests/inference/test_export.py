@@ -15,8 +15,8 @@ import torch
 from deploy_helpers import random_network, save_random_stylizer
 from iecast import IecastError
 from iecast.cli import main as cli_main
-from iecast.export import export_metadata, export_onnx, export_torchscript, run_exported
-from iecast.stylizer import Stylizer
+from iecast.inference.export import export_metadata, export_onnx, export_torchscript, run_exported
+from iecast.inference.stylizer import Stylizer
 from iecast.weights import DEFAULT_ENCODER
 
 pytest.importorskip("onnxruntime")
@@ -168,7 +168,7 @@ def test_cli_export_torchscript_and_check(tmp_path, capsys):
 
 def test_cli_export_check_fails_past_tolerance(tmp_path, capsys, monkeypatch):
     """--check compares with PyTorch in fp32 even where `auto` means bf16, and exits 1 past its tolerance."""
-    import iecast.export as export_module
+    import iecast.inference.export as export_module
 
     monkeypatch.setenv("IECAST_NATIVE_BF16", "1")  # `auto` would be bf16 here; the check must not use it
     weights = save_random_stylizer(tmp_path / "model.safetensors", seed=3)
@@ -193,17 +193,17 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_unknown_format_is_an_error(network, tmp_path):
-    from iecast.export import export_model
+    from iecast.inference.export import export_model
 
     with pytest.raises(IecastError, match="unknown export format"):
         export_model(network, tmp_path / "m.x", "tflite")
 
 
-def test_cli_training_checkpoint_goes_through_the_training_hook(tmp_path, monkeypatch, capsys):
-    """A file that is not an iecast stylizer is handed to iecast.train.export_checkpoint (the hook);
+def test_cli_training_checkpoint_goes_through_the_training_hook(tmp_path, monkeypatch):
+    """A file that is not an iecast stylizer is handed to iecast.training.checkpoints.export_checkpoint;
     for onnx/torchscript its converted weights are then exported."""
-    from iecast import export as export_api
-    from iecast.cli import export as export_cli
+    from iecast.inference import export as export_api
+    from iecast.training import checkpoints
 
     calls = []
 
@@ -212,7 +212,7 @@ def test_cli_training_checkpoint_goes_through_the_training_hook(tmp_path, monkey
         return save_random_stylizer(Path(out), seed=4)
 
     exported = []
-    monkeypatch.setattr(export_cli, "training_checkpoint_exporter", lambda: fake_export_checkpoint)
+    monkeypatch.setattr(checkpoints, "export_checkpoint", fake_export_checkpoint)
     monkeypatch.setattr(export_api, "export_model", lambda model, path, fmt, fp16=False: exported.append((model, fmt, fp16)) or Path(path))
     checkpoint = tmp_path / "ckpt_00001000.pt"
     torch.save({"iteration": 1000}, checkpoint)
@@ -223,7 +223,3 @@ def test_cli_training_checkpoint_goes_through_the_training_hook(tmp_path, monkey
 
     assert cli_main(["export", str(checkpoint), "-o", str(tmp_path / "m.onnx"), "--fp16"]) == 0
     assert calls[1][2] is False and exported[0][0].__class__.__name__ == "Stylizer" and exported[0][1:] == ("onnx", True)
-
-    monkeypatch.setattr(export_cli, "training_checkpoint_exporter", lambda: None)
-    assert cli_main(["export", str(checkpoint), "-o", str(tmp_path / "again.onnx")]) == 1
-    assert "export_checkpoint is missing" in capsys.readouterr().err

@@ -5,9 +5,10 @@ import argparse
 
 import pytest
 
-from iecast import IecastError, images, stylizer
+from iecast import IecastError, images
+from iecast.inference import stylizer
 from iecast.cli.stylize import control_kwargs
-from iecast.evaluate import EvalConfig, evaluate
+from iecast.evaluation.harness import EvalConfig, evaluate
 
 
 def test_stylizer_refuses_below_the_shared_minimum():

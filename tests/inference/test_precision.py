@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from iecast import IecastError, Stylizer
 from iecast.hardware import NATIVE_BF16_ENV, native_bf16, resolve_device
 from iecast.images import load_image, pil_to_tensor
-from iecast.stylizer import resolve_precision
+from iecast.inference.stylizer import resolve_precision
 
 BF16_PSNR_DB = 35.0  # measured 44.5 dB at 96x128 on the default model; bf16 keeps 8 mantissa bits
 

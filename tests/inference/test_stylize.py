@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from iecast import IecastError
-from iecast.color import match_color_histogram, rgb_to_ycbcr
+from iecast.inference.color import match_color_histogram, rgb_to_ycbcr
 from iecast.models import SANetTransform, StyleTransferNetwork
 from iecast.models.transform import AdaINTransform
-from iecast.stylizer import (DEFAULT_STYLE_SIZE, IecastWarning, PreparedStyle, Stylizer, effective_style_size, load_mask,
+from iecast.inference.stylizer import (DEFAULT_STYLE_SIZE, IecastWarning, PreparedStyle, Stylizer, effective_style_size, load_mask,
                              normalise_style_weights, pad_to_multiple, resolve_precision)
-from iecast.tiling import decoder_halo, encode_tiled, encoder_halo
+from iecast.inference.tiling import decoder_halo, encode_tiled, encoder_halo
 from iecast.weights import load_encoder
 from reference import small_init_
 

@@ -11,9 +11,9 @@ from PIL import Image
 
 pytest.importorskip("cv2")
 
-from iecast import metrics  # noqa: E402
+from iecast.evaluation import metrics  # noqa: E402
 from iecast.errors import IecastError  # noqa: E402
-from iecast.temporal import TemporalBlender, reliable, warp  # noqa: E402
+from iecast.inference.temporal import TemporalBlender, reliable, warp  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 HEIGHT, WIDTH = 48, 64
@@ -46,7 +46,7 @@ def read_frames(folder: Path) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def stylizer():
     """The shipped model (a random one paints near-flat frames, which hide flicker); tiny frames keep it fast."""
-    from iecast.stylizer import Stylizer
+    from iecast.inference.stylizer import Stylizer
 
     return Stylizer.from_pretrained("default", precision="fp32")
 
@@ -59,7 +59,7 @@ def style(tmp_path_factory) -> Path:
 
 
 def stylize_both(stylizer, source: Path, style: Path, tmp_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    from iecast.video import stylize_video
+    from iecast.inference.video import stylize_video
 
     outs = []
     for temporal in (False, True):
@@ -130,7 +130,7 @@ def test_temporal_changes_later_frames_and_steadies_them(tmp_path, stylizer, sty
     # Not washed out. A noise style on 48x64 frames is a harsh case (measured: pixel std -17%, style
     # loss +1%, content loss +6%); the benchmark's paintings at 256 px are in docs/performance.md.
     assert temporal[1:].std(dim=(2, 3)).mean() > 0.75 * plain[1:].std(dim=(2, 3)).mean()
-    from iecast.stylizer import load_as_tensor
+    from iecast.inference.stylizer import load_as_tensor
     from iecast.weights import load_encoder
 
     judge = load_encoder("vgg16-imagenet-offline-normalised")
@@ -145,7 +145,7 @@ def test_temporal_changes_later_frames_and_steadies_them(tmp_path, stylizer, sty
 
 
 def test_strength_sets_the_share(tmp_path, stylizer, style):
-    from iecast.video import stylize_video
+    from iecast.inference.video import stylize_video
 
     source = write_frames(tmp_path / "pan", panning(3))
     outs = {}
@@ -192,9 +192,9 @@ def test_cli_flag(capsys, tmp_path, style):
 def test_benchmark_path_matches_stylize_video(tmp_path, stylizer, style):
     """benchmarks/temporal_video.py shares each frame's encoding between both modes; its temporal
     frames must be what `stylize_video(temporal=...)` writes."""
-    from iecast.video import stylize_video
+    from iecast.inference.video import stylize_video
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     try:
         import temporal_video
     finally:
@@ -202,7 +202,7 @@ def test_benchmark_path_matches_stylize_video(tmp_path, stylizer, style):
     frames = panning(3)
     source = write_frames(tmp_path / "pan", frames)
     tensors = [torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255 for f in frames]
-    from iecast.stylizer import resize_shorter_side
+    from iecast.inference.stylizer import resize_shorter_side
 
     prepared = stylizer.prepare_style(resize_shorter_side(load_style(style), 32), None)
     plain, (temporal,) = temporal_video.stylize_clip(stylizer, tensors, prepared, [(0.5, 0.0, 0.0)])
@@ -212,6 +212,6 @@ def test_benchmark_path_matches_stylize_video(tmp_path, stylizer, style):
 
 
 def load_style(path: Path) -> torch.Tensor:
-    from iecast.stylizer import load_as_tensor
+    from iecast.inference.stylizer import load_as_tensor
 
     return load_as_tensor(path)

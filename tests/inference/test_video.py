@@ -185,8 +185,8 @@ def test_whole_mkv_gives_no_warning(capsys, tmp_path, style, weights_file):
 
 
 def test_truncated_video_warns_in_python(tmp_path, style, weights_file):
-    from iecast.stylizer import IecastWarning, Stylizer
-    from iecast.video import stylize_video
+    from iecast.inference.stylizer import IecastWarning, Stylizer
+    from iecast.inference.video import stylize_video
 
     cut, declared, decodable = truncated_mkv(tmp_path)
     with pytest.warns(IecastWarning, match=f"ended early.*{decodable} of {declared} frames"):
@@ -197,7 +197,7 @@ def test_truncated_video_warns_in_python(tmp_path, style, weights_file):
 
 # Signals: a real `iecast video` process, a real signal.
 
-IECAST = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "iecast"
+IECAST = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "iecast"
 
 
 def start_cli(source: Path, style: Path, out: Path, weights: Path):

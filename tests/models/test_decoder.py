@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from iecast.functional import upsample_reflect_conv3x3
+from iecast.models.functional import upsample_reflect_conv3x3
 from iecast.models import Decoder
 
 

@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from iecast.config import build_config
-from iecast.functional import mean_std
+from iecast.training.config import build_config
+from iecast.models.functional import mean_std
 from iecast.models.network import StyleTransferNetwork
 from iecast.models.transform import TRANSFORMS, FeatureTransform, SANetTransform, build_transform, register_transform
-from iecast.stylizer import Stylizer, pad_to_multiple
+from iecast.inference.stylizer import Stylizer, pad_to_multiple
 from iecast.weights import load_encoder, load_stylizer, save_stylizer
 
 from reference import small_init_

@@ -15,8 +15,9 @@ pytest.importorskip("uvicorn")
 
 from deploy_helpers import save_random_stylizer  # noqa: E402
 from iecast.cli import main as cli_main  # noqa: E402
-from iecast.serve import ServeConfig, create_app  # noqa: E402
-from iecast.stylizer import Stylizer  # noqa: E402
+from iecast.serve.app import create_app  # noqa: E402
+from iecast.serve.config import ServeConfig  # noqa: E402
+from iecast.inference.stylizer import Stylizer  # noqa: E402
 from serve_helpers import (get_json, png_bomb, png_bytes, post_job, random_image, request, rss_bytes,  # noqa: E402
                            running, wait_for_job)
 

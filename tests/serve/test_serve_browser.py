@@ -130,7 +130,7 @@ def test_page_stylizes_and_downloads(served):
         finally:
             context.close()
     assert downloaded.size == (160, 108) and downloaded.mode == "RGB"
-    from iecast.stylizer import Stylizer
+    from iecast.inference.stylizer import Stylizer
 
     expected = Stylizer.from_pretrained(weights).stylize(
         Image.open(photo).convert("RGB"), Image.open(samples / "bold_stripes.png").convert("RGB"), alpha=0.8, style_size=None)

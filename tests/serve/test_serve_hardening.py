@@ -14,7 +14,8 @@ pytest.importorskip("uvicorn")
 
 from deploy_helpers import save_random_stylizer  # noqa: E402
 from iecast.cli import main as cli_main  # noqa: E402
-from iecast.serve import ServeConfig, create_app  # noqa: E402
+from iecast.serve.app import create_app  # noqa: E402
+from iecast.serve.config import ServeConfig  # noqa: E402
 from serve_helpers import (get_json, multipart, png_bytes, post_job, random_image, request, running,  # noqa: E402
                            wait_for_job)
 
@@ -220,7 +221,7 @@ def test_unexpected_model_errors_become_a_generic_line(samples, error, says):
 
 
 def test_package_sample_styles_are_paintings_with_a_good_default():
-    from iecast.serve import default_samples_dir, list_sample_styles
+    from iecast.serve.uploads import default_samples_dir, list_sample_styles
 
     styles = list_sample_styles(default_samples_dir())
     assert list(styles)[0] == "starry_night"

@@ -17,13 +17,14 @@ from safetensors.torch import save_file
 
 from iecast import weights
 from iecast.cli import main as cli_main
-from iecast.config import build_config
+from iecast.training.config import build_config
 from iecast.errors import IecastError
 from iecast.models.discriminator import MultiScaleDiscriminator
-from iecast.train import IEContraASTModel, find_training_state, warm_start
+from iecast.training.checkpoints import find_training_state, warm_start
+from iecast.training.model import IEContraASTModel
 from iecast.weights import load_encoder, read_stylizer
 
-CARRIED = Path(__file__).resolve().parents[1] / "checkpoints" / "iecontraast-vgg16-rms"
+CARRIED = Path(__file__).resolve().parents[2] / "checkpoints" / "iecontraast-vgg16-rms"
 STATE = CARRIED / "iecast.train.safetensors"
 PRESET, (H, CROP) = "cpu-small", (2, 128)
 pytestmark = [
@@ -110,10 +111,10 @@ def test_warm_start_refuses_another_models_training_state(tmp_path, change, mess
 
 
 def test_cli_passes_the_training_state_and_needs_init_from(monkeypatch):
-    import iecast.train
+    import iecast.training.loop
 
     seen = []
-    monkeypatch.setattr(iecast.train, "train", seen.append)
+    monkeypatch.setattr(iecast.training.loop, "train", seen.append)
     common = ["train", "--preset", PRESET, "--content", "c", "--style", "s"]
     assert cli_main([*common, "--init-from", "default", "--init-training-state", str(STATE)]) == 0
     assert (seen[0].init_from, seen[0].init_training_state) == ("default", str(STATE))

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from iecast.losses import (LossWeights, adversarial_loss, content_contrastive_loss, content_loss, contrastive_batch,
+from iecast.training.losses import (LossWeights, adversarial_loss, content_contrastive_loss, content_loss, contrastive_batch,
                            discriminator_loss, identity_feature_loss, identity_pixel_loss, lsgan_loss, pair_ids,
                            style_contrastive_loss, style_loss, total_generator_loss)
 from iecast.models import StyleTransferNetwork, VGGEncoder

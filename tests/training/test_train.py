@@ -12,9 +12,10 @@ import torch
 from PIL import Image
 
 from iecast import IecastError, Stylizer
-from iecast.config import build_config, parse_override
-from iecast.data import PairStream, check_images, list_images
-from iecast.train import export_checkpoint, list_checkpoints, read_checkpoint, train
+from iecast.training.config import build_config, parse_override
+from iecast.training.data import PairStream, check_images, list_images
+from iecast.training.checkpoints import export_checkpoint, list_checkpoints, read_checkpoint
+from iecast.training.loop import train
 from iecast.weights import DEFAULT_ENCODER, read_stylizer
 
 
@@ -119,7 +120,7 @@ def test_export_loads_in_stylizer_and_warm_start(data, tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(data, tmp_path, monkeypatch):
-    import iecast.train as train_module
+    import iecast.training.model as train_module
 
     real = train_module.style_loss
     calls = {"n": 0}
@@ -231,10 +232,10 @@ def test_generator_terms_match_the_release_structure():
     """The trainer's batched forward (each distinct image encoded once; identity images decoded
     and encoded with the stylizations) gives the release's terms, where every image of the 2h
     pairs is encoded and the identity passes run over all 2h pairs (float64, random weights)."""
-    from iecast.losses import (LossWeights, content_contrastive_loss, content_loss, identity_feature_loss,
+    from iecast.training.losses import (LossWeights, content_contrastive_loss, content_loss, identity_feature_loss,
                                identity_pixel_loss, pair_ids, style_contrastive_loss, style_loss)
     from iecast.models import VGGEncoder
-    from iecast.train import IEContraASTModel
+    from iecast.training.model import IEContraASTModel
 
     torch.manual_seed(0)
     h = 3
@@ -266,9 +267,9 @@ def test_generator_terms_match_the_release_structure():
 def test_discriminator_step_is_the_two_pass_update_and_the_g_side_leaves_d_alone():
     from copy import deepcopy
 
-    from iecast.losses import discriminator_loss
+    from iecast.training.losses import discriminator_loss
     from iecast.models import MultiScaleDiscriminator
-    from iecast.train import adversarial_term, discriminator_step
+    from iecast.training.model import adversarial_term, discriminator_step
 
     torch.manual_seed(0)
     disc = MultiScaleDiscriminator().double()

@@ -10,7 +10,7 @@ import pytest
 
 from iecast import IecastError
 from iecast.cli import main
-from iecast.config import FLOAT_RULES, INT_RANGES, PRESETS, TrainConfig, build_config, parse_override
+from iecast.training.config import FLOAT_RULES, INT_RANGES, PRESETS, TrainConfig, build_config, parse_override
 
 DATA = {"content": ["x"], "style": ["y"]}
 
@@ -118,7 +118,7 @@ def test_cli_bad_numbers_are_one_line_exit_1(tmp_path, capsys, override):
 
 def test_auto_resolves_by_native_bf16(monkeypatch):
     import iecast.hardware
-    from iecast.train import precision_note, resolve_train_precision
+    from iecast.training.loop import precision_note, resolve_train_precision
 
     asked = []
 
@@ -144,7 +144,7 @@ def test_auto_resolves_by_native_bf16(monkeypatch):
 def test_auto_asks_about_the_device_fabric_will_use(monkeypatch):
     import torch
 
-    from iecast.train import training_device_type
+    from iecast.training.loop import training_device_type
 
     assert training_device_type("cpu") == "cpu" and training_device_type("gpu") == "cuda"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

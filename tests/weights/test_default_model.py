@@ -13,10 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from iecast import demo, weights
+from iecast import weights
+from iecast.cli import demo
 from iecast.images import load_image, pil_to_tensor
-from iecast.losses import content_loss, style_loss
-from iecast.stylizer import Stylizer
+from iecast.training.losses import content_loss, style_loss
+from iecast.inference.stylizer import Stylizer
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),
@@ -49,11 +50,11 @@ def test_default_is_registered_packaged_fp16_and_small():
 
 def test_default_is_the_carried_training_state():
     """Training continues from the default plus checkpoints/iecontraast-vgg16-rms/iecast.train.safetensors
-    (discriminator + heads), so that state must belong to what ships (tests/test_carried_state.py
+    (discriminator + heads), so that state must belong to what ships (tests/training/test_carried_state.py
     checks every tensor of a warm start)."""
     from safetensors import safe_open
 
-    carried = Path(__file__).resolve().parents[1] / "checkpoints" / "iecontraast-vgg16-rms" / "iecast.train.safetensors"
+    carried = Path(__file__).resolve().parents[2] / "checkpoints" / "iecontraast-vgg16-rms" / "iecast.train.safetensors"
     shipped = weights.PRETRAINED["default"].path()  # checks the registered sha256
     meta = weights.read_stylizer(shipped)[1]
     iterations = json.loads(meta["config"])["iterations_trained"]

@@ -113,9 +113,10 @@ def test_cli_subprocess_unknown_transform_and_nan_weights(tmp_path, default_file
 
 def test_warm_start_refuses_a_damaged_training_state(tmp_path, default_file):
     """The `.train.safetensors` beside an exported model (discriminator and heads) is checked too."""
-    from iecast.losses import LossWeights
+    from iecast.training.losses import LossWeights
     from iecast.models import MultiScaleDiscriminator, VGGEncoder
-    from iecast.train import IEContraASTModel, training_state_path, warm_start
+    from iecast.training.checkpoints import training_state_path, warm_start
+    from iecast.training.model import IEContraASTModel
 
     tensors, meta = default_file
     model_path = write(tmp_path / "model.safetensors", tensors, meta)

