@@ -41,8 +41,8 @@ from iecast.errors import IecastError
 from iecast.evaluation import metrics, tradeoff
 from iecast.evaluation.gatys import GatysConfig
 from iecast.evaluation.judge import choose_judge
-from iecast.evaluation.methods import (OUTPUT_SEPARATOR, Method, build_method, folder_outputs, output_name, parse_method,
-                                      safe_label, trained_encoder)
+from iecast.evaluation.methods import (OUTPUT_SEPARATOR, Method, MethodSpec, build_method, folder_outputs, output_name,
+                                      parse_method, safe_label, trained_encoder)
 from iecast.evaluation.report import METRIC_DESCRIPTIONS, REPORT_FORMAT, VIDEO_RATIOS, write_reports, write_text
 from iecast.images import IMAGE_EXTENSIONS, MIN_SIDE, fit_within, load_image, pil_to_tensor, save_image, tensor_to_pil
 from iecast.models.vgg import VGGEncoder
@@ -240,10 +240,8 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def evaluate(config: EvalConfig) -> dict:
-    """Run the harness and write report.json, report.md and index.html; returns the report."""
-    from tqdm.auto import tqdm
-
+def check_settings(config: EvalConfig) -> list[float] | None:
+    """One-line errors for unusable settings; returns the checked strength sweep (None: no sweep)."""
     if config.image_format not in ("png", "jpg"):
         raise IecastError(f"--image-format must be png or jpg (got {config.image_format!r})")
     if not config.methods:
@@ -255,9 +253,11 @@ def evaluate(config: EvalConfig) -> dict:
     alphas = tradeoff.check_alphas(config.alphas)
     if alphas is not None:
         tradeoff.require_matplotlib()
-    contents = list_eval_images(config.contents, config.limit, "content image")
-    styles = list_eval_images(config.styles, config.limit, "style image")
-    specs = [parse_method(m) for m in config.methods]
+    return alphas
+
+
+def check_labels(specs: Sequence[MethodSpec], alphas: list[float] | None) -> None:
+    """Every method (and, in a sweep, every entry) needs a label of its own: they name folders."""
     labels = [s.label for s in specs]
     dup = _first_duplicate(labels)
     if dup is not None:
@@ -270,6 +270,72 @@ def evaluate(config: EvalConfig) -> dict:
             raise IecastError(f"the sweep's entry {dup!r} collides with another method's label; rename it with label=spec")
     if "inputs" in labels:
         raise IecastError("'inputs' is reserved for the input images; pick another method label")
+
+
+def write_inputs(contents: Sequence[Path], styles: Sequence[Path], config: EvalConfig,
+                 out: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, dict[str, Path]]]:
+    """The inputs at evaluation size ({"content"/"style": {stem: tensor}}), written once (as JPEG under
+    `out/inputs/`) for the grid and for ArtFID; and {"content"/"style": {stem: written file}}."""
+    inputs: dict[str, dict[str, torch.Tensor]] = {"content": {}, "style": {}}
+    input_files: dict[str, dict[str, Path]] = {"content": {}, "style": {}}
+    for kind, files in (("content", contents), ("style", styles)):
+        for p in files:
+            image = fit_within(load_image(p), config.size)
+            inputs[kind][p.stem] = pil_to_tensor(image)
+            target = out / "inputs" / kind / f"{p.stem}.jpg"
+            save_image(image, target, quality=config.jpeg_quality)
+            input_files[kind][p.stem] = target
+    return inputs, input_files
+
+
+def run_method(m: Method, config: EvalConfig, out: Path, contents: Sequence[Path], styles: Sequence[Path],
+               inputs: dict[str, dict[str, torch.Tensor]], precomputed: dict, feats: _Features, bar) -> dict:
+    """Stylize every pair with one method (outputs cached in `out/<label>/`), measure each output and
+    return the method's report entry (per-pair metrics and their means with 95% intervals)."""
+    folder = out / m.label
+    if config.overwrite and (folder / "method.json").is_file():
+        shutil.rmtree(folder)  # a folder this harness made (it holds method.json)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text(folder / "method.json", json.dumps({"spec": m.spec.spec, "settings": _method_settings(m, config)}, indent=2))
+    timings = {name: seconds for name, seconds in _read_json(folder / "timings.json").items()
+               if (folder / name).is_file()} if not config.overwrite else {}
+    pairs = []
+    for c in contents:
+        for s in styles:
+            bar.set_postfix_str(f"{m.label}: {c.stem} x {s.stem}", refresh=False)
+            if m.spec.kind == "folder":
+                output_path = precomputed[m.label][(c.stem, s.stem)]
+            else:
+                output_path = folder / output_name(c, s, config.image_format)
+                if not output_path.is_file():
+                    start = time.perf_counter()
+                    result = m.stylize(inputs["content"][c.stem], inputs["style"][s.stem])
+                    timings[output_path.name] = time.perf_counter() - start
+                    save_image(tensor_to_pil(result), output_path, quality=config.jpeg_quality)
+                    write_text(folder / "timings.json", json.dumps(timings, indent=1))
+            output = pil_to_tensor(load_image(output_path))
+            values = pair_metrics(output, inputs["content"][c.stem], c.stem, inputs["style"][s.stem], s.stem, feats)
+            pairs.append({"content": c.stem, "style": s.stem, "output": _relative(output_path, out),
+                          "metrics": values, "seconds": timings.get(output_path.name)})
+            bar.update(1)
+    if m.spec.kind != "folder":
+        write_text(folder / "timings.json", json.dumps(timings, indent=1))
+    summary = {k: mean_ci95([p["metrics"][k] for p in pairs]) for k in pairs[0]["metrics"]}
+    seconds = [p["seconds"] for p in pairs if p["seconds"] is not None]
+    summary["seconds"] = mean_ci95(seconds)
+    return {"label": m.label, "kind": m.spec.kind, "spec": m.spec.spec, "curve": m.curve,
+            "alpha": m.alpha, "description": m.description, "pairs": pairs, "summary": summary}
+
+
+def evaluate(config: EvalConfig) -> dict:
+    """Run the harness and write report.json, report.md and index.html; returns the report."""
+    from tqdm.auto import tqdm
+
+    alphas = check_settings(config)
+    contents = list_eval_images(config.contents, config.limit, "content image")
+    styles = list_eval_images(config.styles, config.limit, "style image")
+    specs = [parse_method(m) for m in config.methods]
+    check_labels(specs, alphas)
     clip_names = [video_name(v) for v in config.videos]
     dup = _first_duplicate(clip_names)
     if dup is not None:
@@ -299,55 +365,14 @@ def evaluate(config: EvalConfig) -> dict:
     if any(s.kind == "gatys" for s in specs):
         notes.append("gram_style_loss and the encoder losses use the same encoder Gatys optimises, which favours Gatys on them")
 
-    # inputs at evaluation size, written once for the grid and for ArtFID
-    inputs: dict[str, dict[str, torch.Tensor]] = {"content": {}, "style": {}}
-    input_files: dict[str, dict[str, Path]] = {"content": {}, "style": {}}
-    for kind, files in (("content", contents), ("style", styles)):
-        for p in files:
-            image = fit_within(load_image(p), config.size)
-            inputs[kind][p.stem] = pil_to_tensor(image)
-            target = out / "inputs" / kind / f"{p.stem}.jpg"
-            save_image(image, target, quality=config.jpeg_quality)
-            input_files[kind][p.stem] = target
+    inputs, input_files = write_inputs(contents, styles, config, out)
 
     feats = _Features(encoder, distance)
     total = len(methods) * len(contents) * len(styles)
     method_reports = []
     with tqdm(total=total, desc="eval", unit="pair", disable=not config.progress) as bar:
         for m in methods:
-            folder = out / m.label
-            if config.overwrite and (folder / "method.json").is_file():
-                shutil.rmtree(folder)  # a folder this harness made (it holds method.json)
-            folder.mkdir(parents=True, exist_ok=True)
-            write_text(folder / "method.json", json.dumps({"spec": m.spec.spec, "settings": _method_settings(m, config)}, indent=2))
-            timings = {name: seconds for name, seconds in _read_json(folder / "timings.json").items()
-                       if (folder / name).is_file()} if not config.overwrite else {}
-            pairs = []
-            for c in contents:
-                for s in styles:
-                    bar.set_postfix_str(f"{m.label}: {c.stem} x {s.stem}", refresh=False)
-                    if m.spec.kind == "folder":
-                        output_path = precomputed[m.label][(c.stem, s.stem)]
-                    else:
-                        output_path = folder / output_name(c, s, config.image_format)
-                        if not output_path.is_file():
-                            start = time.perf_counter()
-                            result = m.stylize(inputs["content"][c.stem], inputs["style"][s.stem])
-                            timings[output_path.name] = time.perf_counter() - start
-                            save_image(tensor_to_pil(result), output_path, quality=config.jpeg_quality)
-                            write_text(folder / "timings.json", json.dumps(timings, indent=1))
-                    output = pil_to_tensor(load_image(output_path))
-                    values = pair_metrics(output, inputs["content"][c.stem], c.stem, inputs["style"][s.stem], s.stem, feats)
-                    pairs.append({"content": c.stem, "style": s.stem, "output": _relative(output_path, out),
-                                  "metrics": values, "seconds": timings.get(output_path.name)})
-                    bar.update(1)
-            if m.spec.kind != "folder":
-                write_text(folder / "timings.json", json.dumps(timings, indent=1))
-            summary = {k: mean_ci95([p["metrics"][k] for p in pairs]) for k in pairs[0]["metrics"]}
-            seconds = [p["seconds"] for p in pairs if p["seconds"] is not None]
-            summary["seconds"] = mean_ci95(seconds)
-            method_reports.append({"label": m.label, "kind": m.spec.kind, "spec": m.spec.spec, "curve": m.curve,
-                                   "alpha": m.alpha, "description": m.description, "pairs": pairs, "summary": summary})
+            method_reports.append(run_method(m, config, out, contents, styles, inputs, precomputed, feats, bar))
 
     for m, report in zip(methods, method_reports):
         if config.art_fid:

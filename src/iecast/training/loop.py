@@ -183,19 +183,18 @@ def precision_note(requested: str, resolved: str, device_type: str) -> str:
     return f"iecast: training precision {resolved} ({why})"
 
 
-def _train(fabric, config: TrainConfig, requested_precision: str | None = None) -> TrainResult:
-    from tqdm.auto import tqdm
-
-    if fabric.is_global_zero:
-        print(precision_note(requested_precision or config.precision, config.precision, fabric.device.type),
-              file=sys.stderr, flush=True)
-
-    out_dir = Path(config.out_dir)
+def run_loss_weights(config: TrainConfig) -> LossWeights:
+    """The config's loss weights; the AdaIN baseline trains with style + content loss only."""
     weights = config.loss_weights()
-    if config.transform == "adain":  # the AdaIN baseline: style + content loss only
+    if config.transform == "adain":
         weights = LossWeights(content=weights.content, style=weights.style, identity_pixel=0, identity_feature=0,
                               contrastive_content=0, contrastive_style=0, adversarial=0)
+    return weights
 
+
+def find_resume_state(config: TrainConfig, out_dir: Path) -> tuple[dict | None, Path | None]:
+    """(checkpoint state, its path) that `config.resume` asks for ("auto": the newest valid one in
+    `out_dir`, if any), or (None, None); refused when its encoder or transform differs from the run's."""
     resume_state, resume_path = None, None
     if config.resume == "auto":
         found = newest_valid_checkpoint(out_dir)
@@ -209,6 +208,19 @@ def _train(fabric, config: TrainConfig, requested_precision: str | None = None) 
                               f"not {config.encoder!r}; nothing was changed")
         if resume_state["config"]["transform"] != config.transform:
             raise IecastError(f"{resume_path}: checkpoint is a {resume_state['config']['transform']!r} run, not {config.transform!r}")
+    return resume_state, resume_path
+
+
+def _train(fabric, config: TrainConfig, requested_precision: str | None = None) -> TrainResult:
+    from tqdm.auto import tqdm
+
+    if fabric.is_global_zero:
+        print(precision_note(requested_precision or config.precision, config.precision, fabric.device.type),
+              file=sys.stderr, flush=True)
+
+    out_dir = Path(config.out_dir)
+    weights = run_loss_weights(config)
+    resume_state, resume_path = find_resume_state(config, out_dir)
 
     if fabric.device.type == "cuda":  # every batch has the same shape: let cuDNN time its kernels once
         torch.backends.cudnn.benchmark = True
