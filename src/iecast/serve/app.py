@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import io
 import uuid
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from iecast.errors import IecastError
 from iecast.images import fit_within, load_image
@@ -52,14 +53,11 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 def create_app(stylizer: Any, config: ServeConfig | None = None) -> "FastAPI":
     """The FastAPI app; `app.state.service` is its job queue. `stylizer` needs
     `stylize(content: PIL, style: PIL, alpha=...) -> PIL` (`preserve_color=` and `style_size=` are used when it has them)."""
-    from contextlib import asynccontextmanager
-
     if FastAPI is None:
         raise IecastError("the web app needs the serve extra: pip install 'iecast[serve]'")
     config = config or ServeConfig()
     samples_dir = config.samples_dir if config.samples_dir is not None else default_samples_dir()
     service = StylizeService(stylizer, config)
-    thumbnails: dict[str, bytes] = {}
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -67,9 +65,23 @@ def create_app(stylizer: Any, config: ServeConfig | None = None) -> "FastAPI":
         yield
         service.stop()
 
+    def styles() -> dict[str, Path]:
+        return list_sample_styles(samples_dir)
+
     app = FastAPI(title="iecast", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
     app.state.config = config
+    _add_error_handlers(app)
+    _add_page_routes(app, service, config, styles)
+    _add_job_routes(app, service, config, styles)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
+    app.add_middleware(RequestGuard, max_requests=config.max_requests, allowed_hosts=config.allowed_hosts)
+    return app
+
+
+def _add_error_handlers(app: "FastAPI") -> None:
+    """Every error answers `{"error": "<one line>"}`: rejected uploads, invalid forms, FastAPI's own, unexpected ones."""
 
     @app.exception_handler(UploadRejected)
     async def _rejected(_request: Request, exc: UploadRejected) -> JSONResponse:
@@ -98,8 +110,11 @@ def create_app(stylizer: Any, config: ServeConfig | None = None) -> "FastAPI":
         log.error("request failed", exc_info=exc)
         return JSONResponse({"error": "internal server error (the server's log has the details)"}, status_code=500)
 
-    def styles() -> dict[str, Path]:
-        return list_sample_styles(samples_dir)
+
+def _add_page_routes(app: "FastAPI", service: StylizeService, config: ServeConfig,
+                     styles: Callable[[], dict[str, Path]]) -> None:
+    """The page, the health check, the page's settings and the sample styles' thumbnails."""
+    thumbnails: dict[str, bytes] = {}
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -130,6 +145,11 @@ def create_app(stylizer: Any, config: ServeConfig | None = None) -> "FastAPI":
             thumbnails[name] = buffer.getvalue()
         return Response(thumbnails[name], media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
+
+def _add_job_routes(app: "FastAPI", service: StylizeService, config: ServeConfig,
+                    styles: Callable[[], dict[str, Path]]) -> None:
+    """Submitting a job, polling its status and fetching its result."""
+
     @app.post("/api/jobs", status_code=202)
     async def create_job(
         content: UploadFile = File(..., description="the photo"),
@@ -139,28 +159,10 @@ def create_app(stylizer: Any, config: ServeConfig | None = None) -> "FastAPI":
         preserve_color: str = Form(""),
         size: int = Form(0),
     ) -> JSONResponse:
-        if not 0.0 <= alpha <= 1.0:
-            raise UploadRejected(400, f"alpha must be between 0 and 1 (got {alpha})")
-        if preserve_color in ("", "none"):
-            preserve_color = ""
-        elif preserve_color not in service.color_modes:
-            raise UploadRejected(400, f"unknown colour mode {preserve_color!r}; this server offers: "
-                                      f"{', '.join(service.color_modes) or 'none'}")
-        size = size or min(config.default_size, config.max_side)
-        if not MIN_IMAGE_SIDE * 4 <= size <= config.max_side:
-            raise UploadRejected(400, f"size must be between {MIN_IMAGE_SIDE * 4} and {config.max_side} pixels (got {size})")
+        preserve_color, size = _check_job_settings(service, config, alpha, preserve_color, size)
         content_bytes = await content.read()
         inspect_upload(content_bytes, "content image", config.max_pixels)
-        style_source: bytes | Path
-        if style is not None and style.filename:
-            style_source = await style.read()
-            inspect_upload(style_source, "style image", config.max_pixels)
-        elif style_name:
-            if style_name not in styles():
-                raise UploadRejected(400, f"no sample style named {style_name!r}")
-            style_source = styles()[style_name]
-        else:
-            raise UploadRejected(400, "choose a sample style or upload a style image")
+        style_source = await _style_source(style, style_name, styles, config)
         job = Job(id=uuid.uuid4().hex, content=content_bytes, content_name=content.filename or "image",
                   style=style_source, alpha=alpha, preserve_color=preserve_color, size=size)
         position = service.submit(job)
@@ -182,10 +184,35 @@ def create_app(stylizer: Any, config: ServeConfig | None = None) -> "FastAPI":
         return Response(job.result, media_type="image/png",
                         headers={"Content-Disposition": f'inline; filename="{job.download_name()}"'})
 
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
-    app.add_middleware(RequestGuard, max_requests=config.max_requests, allowed_hosts=config.allowed_hosts)
-    return app
+
+def _check_job_settings(service: StylizeService, config: ServeConfig, alpha: float, preserve_color: str,
+                        size: int) -> tuple[str, int]:
+    """A job's form settings, checked: (colour mode, "" for none; output size, the default for 0)."""
+    if not 0.0 <= alpha <= 1.0:
+        raise UploadRejected(400, f"alpha must be between 0 and 1 (got {alpha})")
+    if preserve_color in ("", "none"):
+        preserve_color = ""
+    elif preserve_color not in service.color_modes:
+        raise UploadRejected(400, f"unknown colour mode {preserve_color!r}; this server offers: "
+                                  f"{', '.join(service.color_modes) or 'none'}")
+    size = size or min(config.default_size, config.max_side)
+    if not MIN_IMAGE_SIDE * 4 <= size <= config.max_side:
+        raise UploadRejected(400, f"size must be between {MIN_IMAGE_SIDE * 4} and {config.max_side} pixels (got {size})")
+    return preserve_color, size
+
+
+async def _style_source(style: "UploadFile | None", style_name: str, styles: Callable[[], dict[str, Path]],
+                        config: ServeConfig) -> bytes | Path:
+    """A job's style: the uploaded image's bytes (checked from its header) or a sample style's path."""
+    if style is not None and style.filename:
+        style_source = await style.read()
+        inspect_upload(style_source, "style image", config.max_pixels)
+        return style_source
+    if style_name:
+        if style_name not in styles():
+            raise UploadRejected(400, f"no sample style named {style_name!r}")
+        return styles()[style_name]
+    raise UploadRejected(400, "choose a sample style or upload a style image")
 
 
 def validation_message(errors: list[dict[str, Any]]) -> str:
