@@ -13,6 +13,11 @@ from typing import Any, Callable
 from iecast.errors import IecastError
 from iecast.serve.config import ServeConfig
 
+try:  # comes with uvicorn (the `serve` extra); only the connection guards use it
+    import h11
+except ImportError:  # pragma: no cover - guarded_protocol needs uvicorn, which reports it
+    h11 = None
+
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
@@ -161,6 +166,103 @@ class RequestGuard:
             self.active -= 1
 
 
+_TIMEOUT_ANSWER = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                   b"content-length: %d\r\n\r\n%s")
+_BUSY_ANSWER = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                b"content-length: %d\r\n\r\n%s")
+
+
+def _raw_answer(template: bytes, message: str) -> bytes:
+    """A whole HTTP response with body `{"error": message}`, written straight to the transport."""
+    body = json.dumps({"error": message}).encode()
+    return template % (len(body), body)
+
+
+class _ServerConnections:
+    """One server's deadlines and its connections in each phase, oldest first (dicts keep insertion
+    order, so eviction is O(1))."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.max_connections = config.max_connections
+        self.timeouts = {"headers": config.header_timeout_s, "body": config.body_timeout_s}
+        self.in_phase: dict[str, dict[Any, None]] = {"headers": {}, "body": {}}
+
+
+class _GuardedConnection:
+    """Mixin put before uvicorn's H11Protocol by `guarded_protocol`: tracks the connection's phase,
+    closes it when the phase outlives its deadline, and makes room when too many are open."""
+
+    server_connections: _ServerConnections  # shared by one server's connections; set by guarded_protocol
+    phase: str | None = None
+    deadline: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.enter("headers")
+        if len(self.connections) > self.server_connections.max_connections:
+            self.make_room()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.enter(None)
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self.follow()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self.follow()
+
+    def follow(self) -> None:
+        """Move to the phase h11's view of the client says we are in."""
+        state = self.conn.their_state
+        phase = "headers" if state is h11.IDLE else "body" if state is h11.SEND_BODY else None
+        if self.transport.is_closing():
+            phase = None
+        if phase != self.phase:
+            self.enter(phase)
+
+    def enter(self, phase: str | None) -> None:
+        in_phase = self.server_connections.in_phase
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+        if self.phase is not None:
+            in_phase[self.phase].pop(self, None)
+        self.phase = phase
+        if phase is not None:
+            in_phase[phase][self] = None
+            self.deadline = self.loop.call_later(self.server_connections.timeouts[phase], self.expire)
+
+    def expire(self) -> None:
+        self.deadline = None
+        phase = self.phase
+        self.enter(None)
+        if self.transport.is_closing():
+            return
+        answered = self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE)
+        started = phase == "body" or bool(self.conn.trailing_data[0])
+        if started and not answered:
+            what = "headers" if phase == "headers" else "body"
+            self.transport.write(_raw_answer(_TIMEOUT_ANSWER, f"the request's {what} did not arrive within "
+                                                              f"{self.server_connections.timeouts[phase]:g} s"))
+        self.transport.close()
+
+    def make_room(self) -> None:
+        """Close the oldest connection waiting for headers (else sending a body), else this one."""
+        for phase in ("headers", "body"):
+            oldest = next((c for c in self.server_connections.in_phase[phase] if c is not self), None)
+            if oldest is not None:
+                oldest.enter(None)
+                oldest.transport.close()
+                return
+        self.enter(None)
+        self.transport.write(_raw_answer(_BUSY_ANSWER, f"the server has {self.server_connections.max_connections} "
+                                                       f"connections open; try again in a moment"))
+        self.transport.close()
+
+
 def guarded_protocol(config: ServeConfig) -> type:
     """uvicorn's h11 protocol with the deadlines and the connection cap that uvicorn lacks.
 
@@ -173,90 +275,10 @@ def guarded_protocol(config: ServeConfig) -> type:
     `max_connections` are open, the oldest connection waiting for headers is closed, else the oldest
     one sending a body, else the new one (503).
     """
-    import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    timeouts = {"headers": config.header_timeout_s, "body": config.body_timeout_s}
-    timeout_answer = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-                      b"content-length: %d\r\n\r\n%s")
-    busy_answer = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
-                   b"content-length: %d\r\n\r\n%s")
-
-    def answer(template: bytes, message: str) -> bytes:
-        body = json.dumps({"error": message}).encode()
-        return template % (len(body), body)
-
-    # this server's connections in each phase, oldest first (dicts keep insertion order): eviction is O(1)
-    in_phase: dict[str, dict[Any, None]] = {"headers": {}, "body": {}}
-
-    class GuardedH11Protocol(H11Protocol):
-        phase: str | None = None
-        deadline: Any = None
-
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self.enter("headers")
-            if len(self.connections) > config.max_connections:
-                self.make_room()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self.enter(None)
-            super().connection_lost(exc)
-
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            self.follow()
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self.follow()
-
-        def follow(self) -> None:
-            """Move to the phase h11's view of the client says we are in."""
-            state = self.conn.their_state
-            phase = "headers" if state is h11.IDLE else "body" if state is h11.SEND_BODY else None
-            if self.transport.is_closing():
-                phase = None
-            if phase != self.phase:
-                self.enter(phase)
-
-        def enter(self, phase: str | None) -> None:
-            if self.deadline is not None:
-                self.deadline.cancel()
-                self.deadline = None
-            if self.phase is not None:
-                in_phase[self.phase].pop(self, None)
-            self.phase = phase
-            if phase is not None:
-                in_phase[phase][self] = None
-                self.deadline = self.loop.call_later(timeouts[phase], self.expire)
-
-        def expire(self) -> None:
-            self.deadline = None
-            phase = self.phase
-            self.enter(None)
-            if self.transport.is_closing():
-                return
-            answered = self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE)
-            started = phase == "body" or bool(self.conn.trailing_data[0])
-            if started and not answered:
-                what = "headers" if phase == "headers" else "body"
-                self.transport.write(answer(timeout_answer, f"the request's {what} did not arrive within "
-                                                            f"{timeouts[phase]:g} s"))
-            self.transport.close()
-
-        def make_room(self) -> None:
-            """Close the oldest connection waiting for headers (else sending a body), else this one."""
-            for phase in ("headers", "body"):
-                oldest = next((c for c in in_phase[phase] if c is not self), None)
-                if oldest is not None:
-                    oldest.enter(None)
-                    oldest.transport.close()
-                    return
-            self.enter(None)
-            self.transport.write(answer(busy_answer, f"the server has {config.max_connections} connections open; "
-                                                     f"try again in a moment"))
-            self.transport.close()
+    class GuardedH11Protocol(_GuardedConnection, H11Protocol):
+        server_connections = _ServerConnections(config)
 
     return GuardedH11Protocol
 
