@@ -1,8 +1,8 @@
 """IEContraAST training with Lightning Fabric: discriminator step, then generator step.
 
-Read top to bottom: the run log, then `train()`, the loop. What the generator step computes and
-the GAN's two halves are in `iecast.training.model`; checkpoints and warm starts in
-`iecast.training.checkpoints`.
+Read top to bottom: `train()`, how a run is set up, then the loop (`_train`, `_loop`). What the
+generator step computes and the GAN's two halves are in `iecast.training.model`; checkpoints and
+warm starts in `iecast.training.checkpoints`; the run log in `iecast.training.runlog`.
 Batches are a pure function of the iteration (see `iecast.training.data`), so a resumed run continues
 exactly where a straight run would be.
 """
@@ -13,16 +13,15 @@ import json
 import signal
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from iecast import __version__, hardware
 from iecast.errors import IecastError
-from iecast.images import save_image, tensor_to_pil
 from iecast.models import MultiScaleDiscriminator
 from iecast.training.checkpoints import (CHECKPOINT_FORMAT, TRAINED_PARTS, checkpoint_path, newest_valid_checkpoint,
                                          prune_checkpoints, read_checkpoint, rng_state, save_checkpoint, set_rng_state,
@@ -31,58 +30,9 @@ from iecast.training.config import TrainConfig
 from iecast.training.data import PairStream, check_images, list_images, make_loader
 from iecast.training.losses import LossWeights, total_generator_loss
 from iecast.training.model import IEContraASTModel, adversarial_term, discriminator_step
+from iecast.training.runlog import RunLog
 from iecast.weights import load_encoder
 
-
-# ----------------------------------------------------------------------------- logging
-
-class RunLog:
-    """JSONL log (always), TensorBoard scalars and images (when available), image grids as PNG."""
-
-    def __init__(self, out_dir: Path, enabled: bool, tensorboard: bool) -> None:
-        self.enabled = enabled
-        self.out_dir = out_dir
-        self.writer = None
-        if not enabled:
-            return
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.jsonl = open(out_dir / "log.jsonl", "a", buffering=1)
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.writer = SummaryWriter(str(out_dir / "tensorboard"))
-            except Exception as exc:  # tensorboard is optional
-                warnings.warn(f"TensorBoard logging off ({exc}); the JSONL log is still written", stacklevel=2)
-
-    def scalars(self, iteration: int, values: dict) -> None:
-        if not self.enabled:
-            return
-        self.jsonl.write(json.dumps({"iteration": iteration, **values}) + "\n")
-        if self.writer is not None:
-            for key, value in values.items():
-                if isinstance(value, (int, float)):
-                    self.writer.add_scalar(key, value, iteration)
-
-    def image_grid(self, iteration: int, styles: torch.Tensor, contents: torch.Tensor, outputs: torch.Tensor) -> Path | None:
-        """Rows of style | content | output, saved as PNG (and to TensorBoard)."""
-        if not self.enabled:
-            return None
-        rows = [torch.cat([s, c, o], dim=2) for s, c, o in zip(styles, contents, outputs.float().clamp(0, 1))]
-        grid = torch.cat(rows, dim=1)
-        path = save_image(tensor_to_pil(grid), self.out_dir / "images" / f"iter_{iteration:08d}.png")
-        if self.writer is not None:
-            self.writer.add_image("style|content|output", grid, iteration)
-        return path
-
-    def close(self) -> None:
-        if self.enabled:
-            self.jsonl.close()
-            if self.writer is not None:
-                self.writer.close()
-
-
-# ----------------------------------------------------------------------------- the loop
 
 @dataclass
 class TrainResult:
@@ -211,23 +161,25 @@ def find_resume_state(config: TrainConfig, out_dir: Path) -> tuple[dict | None, 
     return resume_state, resume_path
 
 
-def _train(fabric, config: TrainConfig, requested_precision: str | None = None) -> TrainResult:
-    from tqdm.auto import tqdm
+@dataclass
+class _Parts:
+    """What the loop trains: the model and discriminator, their optimizers, Fabric's wrapped
+    versions of both (set by `_setup_parts`) and the mixed-precision grad scaler, if any."""
 
-    if fabric.is_global_zero:
-        print(precision_note(requested_precision or config.precision, config.precision, fabric.device.type),
-              file=sys.stderr, flush=True)
+    model: IEContraASTModel
+    discriminator: MultiScaleDiscriminator | None
+    g_opt: torch.optim.Optimizer
+    d_opt: torch.optim.Optimizer | None
+    base_iterations: int  # iterations the warm start had already trained
+    model_f: Any = None
+    g_opt_f: Any = None
+    disc_f: Any = None
+    d_opt_f: Any = None
+    scaler: Any = None
 
-    out_dir = Path(config.out_dir)
-    weights = run_loss_weights(config)
-    resume_state, resume_path = find_resume_state(config, out_dir)
 
-    if fabric.device.type == "cuda":  # every batch has the same shape: let cuDNN time its kernels once
-        torch.backends.cudnn.benchmark = True
-
-    contents = check_images(list_images(config.content), "content")
-    styles = check_images(list_images(config.style), "style")
-
+def _build_parts(fabric, config: TrainConfig, weights: LossWeights, resume_state: dict | None) -> _Parts:
+    """Seeds, builds the model and discriminator (warm-started when asked and not resuming) and their optimizers."""
     torch.manual_seed(config.seed)
     model = IEContraASTModel(load_encoder(config.encoder), config.transform, weights, config.temperature)
     discriminator = MultiScaleDiscriminator() if weights.adversarial else None
@@ -242,101 +194,170 @@ def _train(fabric, config: TrainConfig, requested_precision: str | None = None) 
         discriminator = discriminator.to(memory_format=torch.channels_last) if discriminator else None
     g_opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     d_opt = torch.optim.Adam(discriminator.parameters(), lr=config.d_lr, betas=(config.d_beta1, config.d_beta2)) if discriminator else None
+    return _Parts(model, discriminator, g_opt, d_opt, base_iterations)
 
-    start = 0
-    if resume_state is not None:
-        for part in TRAINED_PARTS:
-            if getattr(model, part) is not None:
-                getattr(model, part).load_state_dict(resume_state[part])
-        if discriminator is not None:
-            discriminator.load_state_dict(resume_state["discriminator"])
-        set_rng_state(resume_state["rng"])
-        start = resume_state["iteration"]
 
-    model_f, g_opt_f = fabric.setup(model, g_opt)
-    disc_f, d_opt_f = fabric.setup(discriminator, d_opt) if discriminator else (None, None)
+def _restore_weights(parts: _Parts, resume_state: dict | None) -> int:
+    """Loads the trained parts and the RNG state from `resume_state`; returns the iteration to start at."""
+    if resume_state is None:
+        return 0
+    for part in TRAINED_PARTS:
+        if getattr(parts.model, part) is not None:
+            getattr(parts.model, part).load_state_dict(resume_state[part])
+    if parts.discriminator is not None:
+        parts.discriminator.load_state_dict(resume_state["discriminator"])
+    set_rng_state(resume_state["rng"])
+    return resume_state["iteration"]
+
+
+def _setup_parts(fabric, parts: _Parts, resume_state: dict | None) -> None:
+    """Wraps the parts with Fabric, then restores the optimizers' and grad scaler's state when resuming."""
+    parts.model_f, parts.g_opt_f = fabric.setup(parts.model, parts.g_opt)
+    parts.disc_f, parts.d_opt_f = fabric.setup(parts.discriminator, parts.d_opt) if parts.discriminator else (None, None)
     if resume_state is not None:  # after setup, so Adam's moments follow the parameters' device and dtype
-        g_opt.load_state_dict(resume_state["g_opt"])
-        if d_opt is not None:
-            d_opt.load_state_dict(resume_state["d_opt"])
-    scaler = getattr(fabric.strategy.precision, "scaler", None)
-    if resume_state is not None and scaler is not None and resume_state.get("scaler"):
-        scaler.load_state_dict(resume_state["scaler"])
+        parts.g_opt.load_state_dict(resume_state["g_opt"])
+        if parts.d_opt is not None:
+            parts.d_opt.load_state_dict(resume_state["d_opt"])
+    parts.scaler = getattr(fabric.strategy.precision, "scaler", None)
+    if resume_state is not None and parts.scaler is not None and resume_state.get("scaler"):
+        parts.scaler.load_state_dict(resume_state["scaler"])
+
+
+def _save_checkpoint(fabric, config: TrainConfig, out_dir: Path, parts: _Parts, iteration: int,
+                     last_ckpt: Path | None) -> Path:
+    """Checkpoints the run at `iteration` (rank 0 writes, then prunes old ones); refuses non-finite weights."""
+    for module in (parts.model, parts.discriminator):
+        if module is not None and not all(torch.isfinite(p).all() for p in module.parameters()):
+            raise IecastError(f"non-finite weights at iteration {iteration}; not saved; last good checkpoint: {last_ckpt or 'none'}")
+    model, discriminator, d_opt, scaler = parts.model, parts.discriminator, parts.d_opt, parts.scaler
+    state = {
+        "format": CHECKPOINT_FORMAT, "iecast_version": __version__, "iteration": iteration,
+        "base_iterations": parts.base_iterations,
+        "encoder": config.encoder, "config": config.to_dict(), "rng": rng_state(),
+        "g_opt": parts.g_opt.state_dict(), "d_opt": d_opt.state_dict() if d_opt else None,
+        "discriminator": discriminator.state_dict() if discriminator else None,
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        **{part: getattr(model, part).state_dict() if getattr(model, part) is not None else None for part in TRAINED_PARTS},
+    }
+    path = checkpoint_path(out_dir, iteration)
+    if fabric.is_global_zero:
+        save_checkpoint(path, state)
+        prune_checkpoints(out_dir, config.keep_checkpoints)
+    fabric.barrier()
+    return path
+
+
+def _set_learning_rates(config: TrainConfig, parts: _Parts, iteration: int) -> float:
+    """Applies the inverse-time decay to both optimizers; returns the scale it used."""
+    lr_scale = 1.0 / (1.0 + config.lr_decay * iteration)
+    for group in parts.g_opt.param_groups:
+        group["lr"] = config.lr * lr_scale
+    if parts.d_opt:
+        for group in parts.d_opt.param_groups:
+            group["lr"] = config.d_lr * lr_scale
+    return lr_scale
+
+
+def _train_step(fabric, parts: _Parts, weights: LossWeights, c: torch.Tensor, s: torch.Tensor,
+                check: Callable[[dict[str, torch.Tensor]], None]):
+    """One iteration: the D step (when there is a discriminator), then the G step.
+    Returns (stylizations, loss terms, total generator loss, discriminator loss or None)."""
+    cs, terms = parts.model_f(c, s)
+    d_loss = None
+    if parts.disc_f is not None:
+        d_loss = discriminator_step(parts.disc_f, parts.d_opt_f, s, cs, fabric.backward,
+                                    lambda loss: check({"discriminator": loss}))
+        with fabric.autocast():  # the unwrapped D: DDP must not expect gradients for it here
+            terms["adversarial"] = adversarial_term(parts.discriminator, cs)
+    total = total_generator_loss(terms, weights)
+    check({**terms, "total": total})
+    parts.g_opt_f.zero_grad(set_to_none=True)
+    fabric.backward(total)
+    parts.g_opt_f.step()
+    return cs, terms, total, d_loss
+
+
+def _progress_values(fabric, config: TrainConfig, terms: dict, total: torch.Tensor, d_loss: torch.Tensor | None,
+                     lr_scale: float, speed: float, bad_images: int) -> dict:
+    """The scalars of one log line."""
+    values = {k: v.detach().item() for k, v in terms.items()}
+    values.update(total=total.detach().item(), lr=config.lr * lr_scale, it_per_s=speed,
+                  images_per_s=speed * 2 * config.h * fabric.world_size, bad_images=bad_images)
+    if d_loss is not None:
+        values["discriminator"] = d_loss.detach().item()
+    return values
+
+
+def _start_run_dir(out_dir: Path, config: TrainConfig) -> None:
+    """Rank 0, before the first iteration: drops temporary files a kill left mid-write, records the config."""
+    for stale in (out_dir / "checkpoints").glob(".ckpt_*.tmp"):
+        stale.unlink(missing_ok=True)
+    (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+
+
+def _train(fabric, config: TrainConfig, requested_precision: str | None = None) -> TrainResult:
+    requested_precision = requested_precision or config.precision
+    if fabric.is_global_zero:
+        print(precision_note(requested_precision, config.precision, fabric.device.type), file=sys.stderr, flush=True)
+
+    out_dir = Path(config.out_dir)
+    weights = run_loss_weights(config)
+    resume_state, resume_path = find_resume_state(config, out_dir)
+
+    if fabric.device.type == "cuda":  # every batch has the same shape: let cuDNN time its kernels once
+        torch.backends.cudnn.benchmark = True
+
+    contents = check_images(list_images(config.content), "content")
+    styles = check_images(list_images(config.style), "style")
+
+    parts = _build_parts(fabric, config, weights, resume_state)
+    start = _restore_weights(parts, resume_state)
+    _setup_parts(fabric, parts, resume_state)
 
     stream = PairStream(contents, styles, config.h, config.resize, config.crop, config.resize_mode,
                         config.seed, fabric.global_rank, fabric.world_size)
     loader = make_loader(stream, start, config.iterations, config.workers)
     log = RunLog(out_dir, fabric.is_global_zero, config.tensorboard)
     if fabric.is_global_zero:
-        for stale in (out_dir / "checkpoints").glob(".ckpt_*.tmp"):  # left by a kill during a write
-            stale.unlink(missing_ok=True)
-        (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        _start_run_dir(out_dir, config)
         log.scalars(start, {"event": "start", "resumed_from": str(resume_path) if resume_path else None,
-                            "precision": config.precision, "precision_requested": requested_precision or config.precision,
+                            "precision": config.precision, "precision_requested": requested_precision,
                             "content_images": len(contents), "style_images": len(styles), "world_size": fabric.world_size})
 
-    def checkpoint(iteration: int) -> Path:
-        for module in (model, discriminator):
-            if module is not None and not all(torch.isfinite(p).all() for p in module.parameters()):
-                raise IecastError(f"non-finite weights at iteration {iteration}; not saved; last good checkpoint: {last_ckpt or 'none'}")
-        state = {
-            "format": CHECKPOINT_FORMAT, "iecast_version": __version__, "iteration": iteration,
-            "base_iterations": base_iterations,
-            "encoder": config.encoder, "config": config.to_dict(), "rng": rng_state(),
-            "g_opt": g_opt.state_dict(), "d_opt": d_opt.state_dict() if d_opt else None,
-            "discriminator": discriminator.state_dict() if discriminator else None,
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            **{part: getattr(model, part).state_dict() if getattr(model, part) is not None else None for part in TRAINED_PARTS},
-        }
-        path = checkpoint_path(out_dir, iteration)
-        if fabric.is_global_zero:
-            save_checkpoint(path, state)
-            prune_checkpoints(out_dir, config.keep_checkpoints)
-        fabric.barrier()
-        return path
+    iteration, last_ckpt, interrupted = _loop(fabric, config, out_dir, parts, weights, loader, log, start, resume_path)
+    (out_dir / f"final_rank{fabric.global_rank}.json").write_text(json.dumps(
+        {"iteration": iteration, "parameters_sha256": parameter_checksum([parts.model, parts.discriminator])}))
+    log.scalars(iteration, {"event": "interrupted" if interrupted else "finished", "checkpoint": str(last_ckpt)})
+    log.close()
+    return TrainResult(iteration=iteration, checkpoint=last_ckpt, interrupted=interrupted, out_dir=out_dir)
 
-    last_ckpt = resume_path
+
+def _loop(fabric, config: TrainConfig, out_dir: Path, parts: _Parts, weights: LossWeights, loader, log: RunLog,
+          start: int, last_ckpt: Path | None) -> tuple[int, Path | None, bool]:
+    """Iterations `start` up to `config.iterations`, or until a stop signal; logs, saves image grids
+    and checkpoints on schedule. Returns (iterations done, last checkpoint, whether it was interrupted)."""
+    from tqdm.auto import tqdm
+
     iteration = start
     bad_images = 0
     tic, tic_iter = time.perf_counter(), start
     bar = tqdm(total=config.iterations, initial=start, disable=not fabric.is_global_zero, desc="train", unit="it")
+    memory = torch.channels_last if config.channels_last else torch.contiguous_format
     interrupted = False
     with _StopFlag() as stop:
         for iteration, (c, s, bad) in zip(range(start, config.iterations), loader):
             bad_images += int(bad)
-            lr_scale = 1.0 / (1.0 + config.lr_decay * iteration)
-            for group in g_opt.param_groups:
-                group["lr"] = config.lr * lr_scale
-            if d_opt:
-                for group in d_opt.param_groups:
-                    group["lr"] = config.d_lr * lr_scale
-            memory = torch.channels_last if config.channels_last else torch.contiguous_format
+            lr_scale = _set_learning_rates(config, parts, iteration)
             c = fabric.to_device(c).contiguous(memory_format=memory)
             s = fabric.to_device(s).contiguous(memory_format=memory)
-
-            cs, terms = model_f(c, s)
-            d_loss = None
-            if disc_f is not None:
-                d_loss = discriminator_step(disc_f, d_opt_f, s, cs, fabric.backward,
-                                            lambda loss: _check_finite(iteration, {"discriminator": loss}, last_ckpt))
-                with fabric.autocast():  # the unwrapped D: DDP must not expect gradients for it here
-                    terms["adversarial"] = adversarial_term(discriminator, cs)
-            total = total_generator_loss(terms, weights)
-            _check_finite(iteration, {**terms, "total": total}, last_ckpt)
-            g_opt_f.zero_grad(set_to_none=True)
-            fabric.backward(total)
-            g_opt_f.step()
+            cs, terms, total, d_loss = _train_step(fabric, parts, weights, c, s,
+                                                   lambda values: _check_finite(iteration, values, last_ckpt))
 
             done = iteration + 1
             bar.update(1)
             if done % config.log_every == 0 or done == config.iterations:
-                elapsed = time.perf_counter() - tic
-                speed = (done - tic_iter) / max(elapsed, 1e-9)
-                values = {k: v.detach().item() for k, v in terms.items()}
-                values.update(total=total.detach().item(), lr=config.lr * lr_scale, it_per_s=speed,
-                              images_per_s=speed * 2 * config.h * fabric.world_size, bad_images=bad_images)
-                if d_loss is not None:
-                    values["discriminator"] = d_loss.detach().item()
+                speed = (done - tic_iter) / max(time.perf_counter() - tic, 1e-9)
+                values = _progress_values(fabric, config, terms, total, d_loss, lr_scale, speed, bad_images)
                 log.scalars(done, values)
                 bar.set_postfix(loss=f"{values['total']:.3f}")
                 tic, tic_iter = time.perf_counter(), done
@@ -347,14 +368,10 @@ def _train(fabric, config: TrainConfig, requested_precision: str | None = None) 
             if fabric.world_size > 1:
                 stop_now = fabric.strategy.reduce_boolean_decision(stop_now, all=False)
             if done % config.checkpoint_every == 0 or done == config.iterations or stop_now:
-                last_ckpt = checkpoint(done)
+                last_ckpt = _save_checkpoint(fabric, config, out_dir, parts, done, last_ckpt)
             iteration = done
             if stop_now:
                 interrupted = True
                 break
     bar.close()
-    (out_dir / f"final_rank{fabric.global_rank}.json").write_text(json.dumps(
-        {"iteration": iteration, "parameters_sha256": parameter_checksum([model, discriminator])}))
-    log.scalars(iteration, {"event": "interrupted" if interrupted else "finished", "checkpoint": str(last_ckpt)})
-    log.close()
-    return TrainResult(iteration=iteration, checkpoint=last_ckpt, interrupted=interrupted, out_dir=out_dir)
+    return iteration, last_ckpt, interrupted
