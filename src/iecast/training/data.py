@@ -20,7 +20,7 @@ from iecast.images import IMAGE_EXTENSIONS, load_image, pil_to_tensor
 
 def list_images(sources: list[str]) -> list[Path]:
     """All images under folders (recursive) and in .txt list files (one path per line), for training.
-    (An evaluation set, one folder's images with unique stems, is `iecast.evaluation.harness.list_eval_images`.)"""
+    (An evaluation set, one folder's images with unique stems, is `iecast.evaluation.sets.list_eval_images`.)"""
     files: list[Path] = []
     for source in sources:
         path = Path(source).expanduser()
