@@ -106,14 +106,19 @@ def make_survey(report_path: str | os.PathLike, out_dir: str | os.PathLike, part
     if not forced and not deception:
         raise IecastError(f"{report_path}: nothing to ask (no methods with outputs)")
 
-    out_dir = Path(out_dir)
-    (out_dir / "img").mkdir(parents=True, exist_ok=True)
-    for name, source in images.items():
-        shutil.copyfile(source, out_dir / name)
     survey_id = _opaque(seed, json.dumps([forced, deception], sort_keys=True))
     key = {"format": SURVEY_FORMAT, "survey": survey_id, "seed": seed, "report": str(report_path),
            "methods": [m["label"] for m in methods], "forced_choice": forced, "deception": deception,
            "participants": [f"p{k + 1:02d}" for k in range(participants)]}
+    _write_survey(Path(out_dir), images, key)
+    return key
+
+
+def _write_survey(out_dir: Path, images: dict[str, Path], key: dict) -> None:
+    """The survey's files: its images under img/, one page per participant, index.html and key.json."""
+    (out_dir / "img").mkdir(parents=True, exist_ok=True)
+    for name, source in images.items():
+        shutil.copyfile(source, out_dir / name)
     for participant in key["participants"]:
         page = survey_page(key, participant)
         (out_dir / f"participant_{participant}.html").write_text(page, encoding="utf-8")
@@ -123,7 +128,6 @@ def make_survey(report_path: str | os.PathLike, out_dir: str | os.PathLike, part
         f"<h1>Style-transfer survey</h1><p>Open your own page; each has its own order.</p><ul>{links}</ul></body></html>\n",
         encoding="utf-8")
     (out_dir / "key.json").write_text(json.dumps(key, indent=1), encoding="utf-8")
-    return key
 
 
 def participant_order(key: dict, participant: str) -> tuple[list[dict], list[list[str]], list[dict]]:
