@@ -39,7 +39,8 @@ import torch.nn.functional as F
 from iecast import __version__
 from iecast.errors import IecastError
 from iecast.models.network import StyleTransferNetwork
-from iecast.inference.stylizer import PAD_MULTIPLE, Stylizer, training_style_size
+from iecast.inference.resize import PAD_MULTIPLE
+from iecast.inference.stylizer import Stylizer, training_style_size
 
 ONNX_OPSET = 17
 INPUT_NAMES = ("content", "style", "alpha")

@@ -13,15 +13,12 @@ import contextlib
 import copy
 import functools
 import json
-import math
 import os
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence, Union
+from typing import Callable, Mapping, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -30,15 +27,14 @@ from iecast import weights
 from iecast.inference.color import match_color_histogram, transfer_luminance
 from iecast.errors import IecastError, is_out_of_memory
 from iecast.hardware import native_bf16, resolve_device
-from iecast.images import MAX_PIXELS, MAX_STYLE_PIXELS, MIN_SIDE, load_image, megapixels, pil_to_tensor, tensor_to_pil, to_rgb
+from iecast.images import MAX_PIXELS, MAX_STYLE_PIXELS, MIN_SIDE, tensor_to_pil
 from iecast.models.network import StyleTransferNetwork
 from iecast.models.transform import QUERY_CHUNK
+from iecast.inference.inputs import ImageLike, check_min_side, input_label, load_as_tensor, load_mask
 from iecast.inference.options import IecastWarning, StyleSize, StylizeOptions, normalise_style_weights  # noqa: F401 (re-exported)
+from iecast.inference.resize import MIN_PADDED_SIDE, PAD_MULTIPLE, check_resize, pad_to_multiple, resize_shorter_side
 from iecast.inference.tiling import choose_tile, decode_tiled, decoder_halo, encode_tiled
 
-ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor]
-PAD_MULTIPLE = 16  # the encoder's total stride (relu5_1): padded sizes keep pooling exact
-MIN_PADDED_SIDE = 32  # relu5_1 needs at least 2x2 positions for its reflection padding
 DEFAULT_STYLE_SIZE = 512  # the release's style scale (512x512 resize), for models that do not record theirs
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -51,89 +47,6 @@ class PreparedStyle:
     features: dict
     name: str
     size: tuple[int, int]
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE, minimum: int = 0) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Pad bottom/right (reflection, or replication where the image is too small to reflect)
-    to a multiple of `multiple` and at least `minimum`; returns the original (H, W)."""
-    h, w = x.shape[-2:]
-    th, tw = max(minimum, math.ceil(h / multiple) * multiple), max(minimum, math.ceil(w / multiple) * multiple)
-    ph, pw = th - h, tw - w
-    if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
-    return x, (h, w)
-
-
-def shorter_side_shape(height: int, width: int, size: int | None) -> tuple[int, int]:
-    """(H, W) after resizing so the shorter side is `size` (None: unchanged)."""
-    if size is None:
-        return height, width
-    scale = size / min(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
-def check_resize(label: str, height: int, width: int, size: int | None, max_pixels: int | None,
-                 limit: str = "pixel limit", hint: str = "use a smaller size or raise the limit (--max-pixels)") -> None:
-    """Refuse, before anything is allocated, an image whose resize to shorter side `size` would
-    exceed `max_pixels` (an extreme aspect ratio or a huge size)."""
-    if max_pixels is None:
-        return
-    new_h, new_w = shorter_side_shape(height, width, size)
-    if new_h * new_w <= max_pixels:
-        return
-    if (new_h, new_w) == (height, width):
-        raise IecastError(f"{label}: {width}x{height} ({megapixels(width * height)}) is over the {limit} of "
-                          f"{max_pixels} pixels; {hint}")
-    raise IecastError(f"{label}: {width}x{height} resized to a shorter side of {size} would be {new_w}x{new_h} "
-                      f"({megapixels(new_w * new_h)}), over the {limit} of {max_pixels} pixels; {hint}")
-
-
-def resize_shorter_side(x: torch.Tensor, size: int | None, upscale: bool = True, *,
-                        max_pixels: int | None = MAX_PIXELS, label: str = "image") -> torch.Tensor:
-    """Resize (antialiased bilinear) so the shorter side is `size`; None keeps the size.
-
-    A result over `max_pixels` (per image) is refused with a one-line error before it is allocated.
-    """
-    if size is None:
-        return x
-    h, w = x.shape[-2:]
-    scale = size / min(h, w)
-    if scale == 1 or (scale > 1 and not upscale):
-        return x
-    check_resize(label, h, w, size, max_pixels)
-    new = shorter_side_shape(h, w, size)
-    return F.interpolate(x, size=new, mode="bilinear", align_corners=False, antialias=scale < 1).clamp(0, 1)
-
-
-@contextlib.contextmanager
-def _pixel_limit_disabled() -> Iterator[None]:
-    """PIL's own bomb check would refuse before ours; ours (with its flag) is the one that applies."""
-    old = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
-    try:
-        yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = old
-
-
-def _label(image: ImageLike, default: str) -> str:
-    return str(image) if isinstance(image, (str, os.PathLike)) else default
-
-
-def load_as_tensor(image: ImageLike, what: str = "image", max_pixels: int | None = MAX_PIXELS) -> torch.Tensor:
-    """A path, PIL image or tensor as a float (N, 3, H, W) tensor in [0, 1], or a one-line error."""
-    if isinstance(image, torch.Tensor):
-        x = image if image.dim() == 4 else image.unsqueeze(0)
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise IecastError(f"{what}: expected a (3, H, W) or (N, 3, H, W) tensor, got shape {tuple(image.shape)}")
-        return x.float()
-    if isinstance(image, Image.Image):
-        if max_pixels is not None and image.width * image.height > max_pixels:
-            raise IecastError(f"{what}: {image.width}x{image.height} is over the pixel limit of {max_pixels}")
-        return pil_to_tensor(to_rgb(image))
-    with _pixel_limit_disabled():
-        return pil_to_tensor(load_image(image, max_pixels=max_pixels))
 
 
 def training_style_size(metadata: Mapping[str, str] | None) -> int:
@@ -153,48 +66,6 @@ def effective_style_size(style_size: StyleSize, style: object, auto_size: int = 
     if style_size is not None and (isinstance(style_size, str) or style_size < MIN_SIDE):
         raise IecastError(f"style size must be 'auto', None or at least {MIN_SIDE} pixels (got {style_size!r})")
     return style_size
-
-
-def _check_min_side(x: torch.Tensor, label: str) -> None:
-    h, w = x.shape[-2:]
-    if min(h, w) < MIN_SIDE:
-        raise IecastError(f"{label}: image is too small ({w}x{h}); each side needs at least {MIN_SIDE} pixels")
-
-
-def load_mask(mask: ImageLike, size: tuple[int, int], label: str = "mask",
-              max_pixels: int | None = MAX_PIXELS) -> torch.Tensor:
-    """A mask as a (1, 1, H, W) tensor of 0/1 at the content's (H, W).
-
-    Masks of another size are resized (nearest) and masks that are not binary are thresholded
-    at half their range, each with a warning.
-    """
-    label = _label(mask, label)
-    if isinstance(mask, torch.Tensor):
-        m = mask.float()
-        while m.dim() < 4:
-            m = m.unsqueeze(0)
-        if m.shape[:2] != (1, 1):
-            raise IecastError(f"{label}: expected a (H, W) mask tensor, got shape {tuple(mask.shape)}")
-        top = 1.0
-    else:
-        if isinstance(mask, Image.Image):
-            if max_pixels is not None and mask.width * mask.height > max_pixels:
-                raise IecastError(f"{label}: {mask.width}x{mask.height} is over the pixel limit of {max_pixels}")
-            image = mask
-        else:
-            with _pixel_limit_disabled():
-                image = load_image(mask, max_pixels=max_pixels)
-        m = torch.from_numpy(np.asarray(image.convert("L"), dtype=np.float32).copy())[None, None]
-        top = 255.0
-    if tuple(m.shape[-2:]) != tuple(size):
-        warnings.warn(f"{label}: mask is {m.shape[-1]}x{m.shape[-2]} but the content is {size[1]}x{size[0]}; "
-                      f"resized to fit", IecastWarning, stacklevel=3)
-        m = F.interpolate(m, size=size, mode="nearest")
-    binary = (m == 0) | (m == top)
-    if not bool(binary.all()):
-        warnings.warn(f"{label}: mask is not binary (values other than 0 and {top:g}); thresholded at {top / 2:g}",
-                      IecastWarning, stacklevel=3)
-    return (m >= top / 2).float()
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
@@ -225,7 +96,7 @@ def _memory_errors(method):
             wanted = re.search(r"allocate (\d+) bytes", text)
             amount = f" ({int(wanted.group(1)) / 1e9:.1f} GB at once)" if wanted else ""
             what = "content" if method.__name__ == "stylize" else "style"
-            raise IecastError(f"{_label(image, what)}: not enough memory to process it{amount}; use a smaller "
+            raise IecastError(f"{input_label(image, what)}: not enough memory to process it{amount}; use a smaller "
                               f"content or style size, a smaller --tile, or a lower --max-pixels") from None
     return wrapper
 
@@ -312,10 +183,10 @@ class Stylizer:
         (not in tiles), within MAX_STYLE_PIXELS too; both are checked before resizing.
         `max_pixels=None` lifts both limits.
         """
-        label = _label(style, "style")
+        label = input_label(style, "style")
         size = effective_style_size(style_size, style, self.training_style_size)
         s = load_as_tensor(style, label, max_pixels)[:1]
-        _check_min_side(s, label)
+        check_min_side(s, label)
         check_resize(label, *s.shape[-2:], size, max_pixels)
         if max_pixels is not None and MAX_STYLE_PIXELS < max_pixels:
             check_resize(label, *s.shape[-2:], size, MAX_STYLE_PIXELS, "style limit",
@@ -334,7 +205,7 @@ class Stylizer:
         """
         if isinstance(style, PreparedStyle):
             return style
-        label = _label(style, "style")
+        label = input_label(style, "style")
         s = self.load_style(style, style_size, max_pixels)
         if match_colors_of is not None:
             s = match_color_histogram(s, match_colors_of[:1].to(s))
@@ -394,10 +265,10 @@ class Stylizer:
 
     def _load_content(self, content: ImageLike, masks: Sequence[ImageLike] | None,
                       opts: StylizeOptions) -> tuple[torch.Tensor, torch.Tensor | None]:
-        label = _label(content, "content")
+        label = input_label(content, "content")
         c = load_as_tensor(content, label, opts.max_pixels)
         c = resize_shorter_side(c, opts.content_size, max_pixels=opts.max_pixels, label=label)
-        _check_min_side(c, label)
+        check_min_side(c, label)
         if masks is None:
             return c, None
         return c, torch.cat([load_mask(m, tuple(c.shape[-2:]), f"mask {i + 1}", opts.max_pixels) for i, m in enumerate(masks)])

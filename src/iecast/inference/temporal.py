@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from iecast.errors import IecastError
-from iecast.inference.stylizer import MIN_PADDED_SIDE as MIN_PADDED, PAD_MULTIPLE as PAD
+from iecast.inference.resize import MIN_PADDED_SIDE as MIN_PADDED, PAD_MULTIPLE as PAD
 
 DEFAULT_STRENGTH = 0.7  # share of the warped previous content features at fully reliable positions
 MAX_MISMATCH = 24 / 255  # a reliable pixel's match in the previous raw frame differs by at most this (luma)

@@ -21,7 +21,8 @@ from PIL import Image
 from iecast.errors import IecastError, is_out_of_memory
 from iecast.images import fit_within, load_image
 from iecast.inference.color import PRESERVE_COLOR_MODES
-from iecast.inference.stylizer import DEFAULT_STYLE_SIZE, PAD_MULTIPLE
+from iecast.inference.resize import PAD_MULTIPLE
+from iecast.inference.stylizer import DEFAULT_STYLE_SIZE
 from iecast.serve.config import ServeConfig, log
 from iecast.serve.uploads import MIN_IMAGE_SIDE, UploadRejected
 
