@@ -37,13 +37,14 @@ class TrainConfig:
     d_beta2: float = 0.999
     temperature: float = 0.2
     decoder_init: str = "default"  # "default" (PyTorch's, as the release) or "kaiming" (Decoder.init_kaiming)
-    loss_content: float = 1.0
-    loss_style: float = 1.0
-    loss_identity_pixel: float = 50.0
-    loss_identity_feature: float = 1.0
-    loss_contrastive_content: float = 0.3
-    loss_contrastive_style: float = 0.3
-    loss_adversarial: float = 5.0
+    # the loss weights default to the release's, declared once in LossWeights
+    loss_content: float = LossWeights.content
+    loss_style: float = LossWeights.style
+    loss_identity_pixel: float = LossWeights.identity_pixel
+    loss_identity_feature: float = LossWeights.identity_feature
+    loss_contrastive_content: float = LossWeights.contrastive_content
+    loss_contrastive_style: float = LossWeights.contrastive_style
+    loss_adversarial: float = LossWeights.adversarial
     precision: str = "32-true"  # "auto" (bf16-mixed where bf16 is native, else 32-true), "32-true", "bf16-mixed", "16-mixed"
     channels_last: bool = False
     accelerator: str = "auto"
