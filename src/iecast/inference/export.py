@@ -45,7 +45,7 @@ from iecast.inference.stylizer import Stylizer, training_style_size
 ONNX_OPSET = 17
 INPUT_NAMES = ("content", "style", "alpha")
 OUTPUT_NAME = "output"
-MIN_SIDE = PAD_MULTIPLE + 1  # the relu5_1 tap needs at least 2x2 features for its reflection padding
+EXPORTED_MIN_SIDE = PAD_MULTIPLE + 1  # above images.MIN_SIDE: the graph pads to the stride only, and relu5_1 needs 2x2
 EXAMPLE_SIDE = 32
 FORMATS = ("onnx", "torchscript")
 Format = Literal["onnx", "torchscript"]

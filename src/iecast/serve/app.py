@@ -32,7 +32,7 @@ from iecast.inference.stylizer import Stylizer
 from iecast.serve.config import ServeConfig, log
 from iecast.serve.jobs import Job, StylizeService, color_modes
 from iecast.serve.limits import BodySizeLimit, RequestGuard, bind_socket, make_server
-from iecast.serve.uploads import (MIN_IMAGE_SIDE, UploadRejected, default_samples_dir, display_name, inspect_upload,
+from iecast.serve.uploads import (MIN_UPLOAD_SIDE, UploadRejected, default_samples_dir, display_name, inspect_upload,
                                   list_sample_styles)
 from iecast.weights import registry
 
@@ -139,7 +139,7 @@ def _add_page_routes(app: "FastAPI", service: StylizeService, config: ServeConfi
         if path is None:
             return JSONResponse({"error": f"no sample style named {name!r}"}, status_code=404)
         if name not in thumbnails:
-            image = fit_within(load_image(path, max_pixels=config.max_pixels), 192, MIN_IMAGE_SIDE)
+            image = fit_within(load_image(path, max_pixels=config.max_pixels), 192, MIN_UPLOAD_SIDE)
             buffer = io.BytesIO()
             image.save(buffer, format="JPEG", quality=85)
             thumbnails[name] = buffer.getvalue()
@@ -196,8 +196,8 @@ def _check_job_settings(service: StylizeService, config: ServeConfig, alpha: flo
         raise UploadRejected(400, f"unknown colour mode {preserve_color!r}; this server offers: "
                                   f"{', '.join(service.color_modes) or 'none'}")
     size = size or min(config.default_size, config.max_side)
-    if not MIN_IMAGE_SIDE * 4 <= size <= config.max_side:
-        raise UploadRejected(400, f"size must be between {MIN_IMAGE_SIDE * 4} and {config.max_side} pixels (got {size})")
+    if not MIN_UPLOAD_SIDE * 4 <= size <= config.max_side:
+        raise UploadRejected(400, f"size must be between {MIN_UPLOAD_SIDE * 4} and {config.max_side} pixels (got {size})")
     return preserve_color, size
 
 

@@ -24,7 +24,7 @@ from iecast.inference.color import PRESERVE_COLOR_MODES
 from iecast.inference.resize import PAD_MULTIPLE
 from iecast.inference.stylizer import DEFAULT_STYLE_SIZE
 from iecast.serve.config import ServeConfig, log
-from iecast.serve.uploads import MIN_IMAGE_SIDE, UploadRejected
+from iecast.serve.uploads import MIN_UPLOAD_SIDE, UploadRejected
 
 INTERNAL_ERROR = "stylization failed because of an internal error (the server's log has the details)"
 OUT_OF_MEMORY = "stylization ran out of memory: choose a smaller output size or a smaller style image"
@@ -249,7 +249,7 @@ class StylizeService:
 
     def _run(self, job: Job) -> None:
         with tempfile.TemporaryDirectory(prefix="iecast-serve-") as scratch:
-            content = fit_within(self._decode(job.content, "content image", Path(scratch)), job.size, MIN_IMAGE_SIDE)
+            content = fit_within(self._decode(job.content, "content image", Path(scratch)), job.size, MIN_UPLOAD_SIDE)
             style = self._decode(job.style, "style image", Path(scratch))
         kwargs: dict[str, Any] = {"alpha": job.alpha}
         if self.config.style_size != "auto" and self.accepts_style_size:

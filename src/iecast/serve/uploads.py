@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 
 from iecast.images import IMAGE_EXTENSIONS
 
-MIN_IMAGE_SIDE = 17
+MIN_UPLOAD_SIDE = 17  # the web API's own floor for uploads, as released; the model itself takes images.MIN_SIDE
 STYLE_LIST = "styles.txt"  # in a samples folder: the files offered as styles, in order (the first is pre-selected)
 
 
@@ -37,8 +37,8 @@ def inspect_upload(data: bytes, what: str, max_pixels: int) -> tuple[int, int]:
         raise UploadRejected(400, f"{what}: not a readable image; upload a JPEG, PNG, WebP, BMP or TIFF file") from exc
     if width * height > max_pixels:
         raise UploadRejected(413, f"{what}: {width}x{height} is over the limit of {max_pixels / 1e6:.0f} megapixels")
-    if min(width, height) < MIN_IMAGE_SIDE:
-        raise UploadRejected(400, f"{what}: {width}x{height} is too small; both sides must be at least {MIN_IMAGE_SIDE} pixels")
+    if min(width, height) < MIN_UPLOAD_SIDE:
+        raise UploadRejected(400, f"{what}: {width}x{height} is too small; both sides must be at least {MIN_UPLOAD_SIDE} pixels")
     return width, height
 
 
