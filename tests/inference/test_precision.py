@@ -70,8 +70,8 @@ def test_bf16_is_close_to_fp32_on_the_default_model(monkeypatch):
 
 
 def test_reduced_precision_weights_are_cast_once(monkeypatch):
-    """bf16: the weights calls run with are a bf16 copy made at construction (autocast then casts
-    no weight per call); `network` stays fp32, so exports and metrics see the full weights."""
+    """bf16: the weights calls run with are a bf16 copy made at construction (no weight is cast
+    per call); `network` stays fp32, so exports and metrics see the full weights."""
     content, style = _samples((32, 48))
     stylizer = Stylizer.from_pretrained("default", device="cpu", precision="bf16")
     assert {p.dtype for p in stylizer.compute_network.parameters()} == {torch.bfloat16}
@@ -84,6 +84,18 @@ def test_reduced_precision_weights_are_cast_once(monkeypatch):
     assert weight_casts == []
     fp32 = Stylizer.from_pretrained("default", device="cpu", precision="fp32")
     assert all(p.dtype == torch.float32 for p in fp32.compute_network.parameters()) and fp32.compute_network is fp32.network
+
+
+def test_bf16_layers_do_not_round_trip_through_fp32():
+    """A bf16 call casts fewer tensors than it runs convolutions: activations stay bf16 between
+    layers (autocast used to run each reflection pad in fp32, two casts per convolution)."""
+    content, style = _samples((32, 48))
+    stylizer = Stylizer.from_pretrained("default", device="cpu", precision="bf16")
+    with torch.profiler.profile() as prof:
+        stylizer.stylize(content, style, style_size=None)
+    names = [e.name for e in prof.events()]
+    convolutions, casts = names.count("aten::mkldnn_convolution"), names.count("aten::_to_copy")
+    assert convolutions > 20 and casts < convolutions, (casts, convolutions)
 
 
 def test_fp32_does_not_depend_on_the_detection(monkeypatch):

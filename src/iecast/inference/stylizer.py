@@ -9,7 +9,6 @@ style (`prepare_style`) and can be reused over many contents or video frames.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import json
@@ -158,21 +157,16 @@ class Stylizer:
 
     # ------------------------------------------------------------------ helpers
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
-
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
-        return x.to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
+        """`x` on the device, in the compute precision and layout. No autocast: the compute network's
+        weights already have that dtype, and autocast would run padding in fp32 (two casts per conv)."""
+        return x.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
 
     def _encode(self, image: torch.Tensor, tile: int | None) -> dict[str, torch.Tensor]:
-        with self._autocast():
-            return encode_tiled(self.compute_network.encoder, self._to_device(image), self.taps, tile)
+        return encode_tiled(self.compute_network.encoder, self._to_device(image), self.taps, tile)
 
     def _prepare(self, feats: dict[str, torch.Tensor], name: str, size: tuple[int, int]) -> PreparedStyle:
-        with self._autocast():
-            return PreparedStyle(self.compute_network.transform.prepare_style(feats), name, size)
+        return PreparedStyle(self.compute_network.transform.prepare_style(feats), name, size)
 
     # ------------------------------------------------------------------ styles
 
@@ -328,11 +322,8 @@ class Stylizer:
     def _transform_mix(self, feats: dict[str, torch.Tensor], pairs: list) -> torch.Tensor:
         """sum_i w_i * T'(c, s_i) (the transform before its head) for (weight, PreparedStyle) pairs;
         weights are floats or (1, 1, h, w) maps. Blending before the linear head equals blending T."""
-        with self._autocast():
-            return self.compute_network.transform.mix(feats, [(w, style.features) for w, style in pairs], QUERY_CHUNK)
+        return self.compute_network.transform.mix(feats, [(w, style.features) for w, style in pairs], QUERY_CHUNK)
 
     def _head(self, mixed: torch.Tensor) -> torch.Tensor:
         """The transform's head and the decoder on a (tile of the) blended transform output."""
-        x = self._to_device(mixed)
-        with self._autocast():
-            return self.compute_network.decoder(self.compute_network.transform.head(x))
+        return self.compute_network.decoder(self.compute_network.transform.head(self._to_device(mixed)))

@@ -34,11 +34,11 @@ class StyleAttention(nn.Module):
 
     def style_keys_values(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys g(mvn(Fs)) and values h(Fs), each (N, positions, C)."""
-        return _positions_last(self.g(mean_variance_norm(style))), _positions_last(self.h(style))
+        return _positions_last(self.g(_wide_mvn(style))), _positions_last(self.h(style))
 
     def attend(self, content: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         """Content features plus out_conv(attention output), same shape as `content`."""
-        return self.attend_query(content, self.f(mean_variance_norm(content)), keys, values)
+        return self.attend_query(content, self.f(_wide_mvn(content)), keys, values)
 
     def attend_query(self, content: torch.Tensor, query_map: torch.Tensor, keys: torch.Tensor,
                      values: torch.Tensor) -> torch.Tensor:
@@ -101,6 +101,11 @@ def register_transform(cls: type[FeatureTransform]) -> type[FeatureTransform]:
 def _wide(x: torch.Tensor) -> torch.Tensor:
     """`x` in fp32 if it is narrower (bf16/fp16 under autocast); float64 stays float64."""
     return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def _wide_mvn(x: torch.Tensor) -> torch.Tensor:
+    """mvn(x) with its statistics in at least fp32, returned in x's dtype (a no-op cast in fp32)."""
+    return mean_variance_norm(_wide(x)).to(x.dtype)
 
 
 def _weighted(term: torch.Tensor, weight: float | torch.Tensor, rows: slice) -> torch.Tensor:
