@@ -52,7 +52,7 @@ class GatedStylizer:
         self.gate = threading.Event()
         self.calls = 0
 
-    def stylize(self, content, style, alpha=1.0):
+    def stylize(self, content, style, options=None):
         self.calls += 1
         assert self.gate.wait(60)
         if content.width == 99:

@@ -28,7 +28,7 @@ class EchoStylizer:
     def __init__(self, error: BaseException | None = None) -> None:
         self.error = error
 
-    def stylize(self, content, style, alpha=1.0):
+    def stylize(self, content, style, options=None):
         if self.error is not None:
             raise self.error
         return content

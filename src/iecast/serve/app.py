@@ -30,7 +30,7 @@ from iecast.errors import IecastError
 from iecast.images import fit_within, load_image
 from iecast.inference.stylizer import Stylizer
 from iecast.serve.config import ServeConfig, log
-from iecast.serve.jobs import Job, StylizeService, color_modes
+from iecast.serve.jobs import Job, StylizeService, job_options
 from iecast.serve.limits import BodySizeLimit, RequestGuard, bind_socket, make_server
 from iecast.serve.uploads import (MIN_UPLOAD_SIDE, UploadRejected, default_samples_dir, display_name, inspect_upload,
                                   list_sample_styles)
@@ -52,7 +52,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 def create_app(stylizer: Any, config: ServeConfig | None = None) -> "FastAPI":
     """The FastAPI app; `app.state.service` is its job queue. `stylizer` needs
-    `stylize(content: PIL, style: PIL, alpha=...) -> PIL` (`preserve_color=` and `style_size=` are used when it has them)."""
+    `stylize(content: PIL, style: PIL, options=StylizeOptions) -> PIL`, as `Stylizer` has."""
     if FastAPI is None:
         raise IecastError("the web app needs the serve extra: pip install 'iecast[serve]'")
     config = config or ServeConfig()
@@ -159,12 +159,13 @@ def _add_job_routes(app: "FastAPI", service: StylizeService, config: ServeConfig
         preserve_color: str = Form(""),
         size: int = Form(0),
     ) -> JSONResponse:
-        preserve_color, size = _check_job_settings(service, config, alpha, preserve_color, size)
+        options = job_options(config, alpha, preserve_color)
+        size = _check_size(config, size)
         content_bytes = await content.read()
         inspect_upload(content_bytes, "content image", config.max_pixels)
         style_source = await _style_source(style, style_name, styles, config)
         job = Job(id=uuid.uuid4().hex, content=content_bytes, content_name=content.filename or "image",
-                  style=style_source, alpha=alpha, preserve_color=preserve_color, size=size)
+                  style=style_source, options=options, size=size)
         position = service.submit(job)
         return JSONResponse({"id": job.id, "status_url": f"/api/jobs/{job.id}", "position": position},
                             status_code=202)
@@ -185,20 +186,12 @@ def _add_job_routes(app: "FastAPI", service: StylizeService, config: ServeConfig
                         headers={"Content-Disposition": f'inline; filename="{job.download_name()}"'})
 
 
-def _check_job_settings(service: StylizeService, config: ServeConfig, alpha: float, preserve_color: str,
-                        size: int) -> tuple[str, int]:
-    """A job's form settings, checked: (colour mode, "" for none; output size, the default for 0)."""
-    if not 0.0 <= alpha <= 1.0:
-        raise UploadRejected(400, f"alpha must be between 0 and 1 (got {alpha})")
-    if preserve_color in ("", "none"):
-        preserve_color = ""
-    elif preserve_color not in service.color_modes:
-        raise UploadRejected(400, f"unknown colour mode {preserve_color!r}; this server offers: "
-                                  f"{', '.join(service.color_modes) or 'none'}")
+def _check_size(config: ServeConfig, size: int) -> int:
+    """A job's output size (longest side), checked; the default for 0."""
     size = size or min(config.default_size, config.max_side)
     if not MIN_UPLOAD_SIDE * 4 <= size <= config.max_side:
         raise UploadRejected(400, f"size must be between {MIN_UPLOAD_SIDE * 4} and {config.max_side} pixels (got {size})")
-    return preserve_color, size
+    return size
 
 
 async def _style_source(style: "UploadFile | None", style_name: str, styles: Callable[[], dict[str, Path]],

@@ -23,7 +23,7 @@ class ServeConfig:
     keep_results: int = 16
     result_ttl_s: float = 900.0
     samples_dir: Path | None = None
-    style_size: int | str | None = "auto"  # passed to `stylize(style_size=...)`: "auto" = the library's default scale
+    style_size: int | str | None = "auto"  # every job's `StylizeOptions.style_size`: "auto" = the model's training scale
     header_timeout_s: float = 10.0  # a request's headers must arrive within this (from connect / the previous answer)
     body_timeout_s: float = 120.0  # and its body within this after its headers
     keep_alive_s: int = 5  # an idle kept-alive connection is closed after this

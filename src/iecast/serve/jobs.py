@@ -3,7 +3,6 @@ convolution work done (forward hooks); finished results kept for a while."""
 from __future__ import annotations
 
 import copy
-import inspect
 import io
 import queue
 import re
@@ -21,6 +20,7 @@ from PIL import Image
 from iecast.errors import IecastError, is_out_of_memory
 from iecast.images import fit_within, load_image
 from iecast.inference.color import PRESERVE_COLOR_MODES
+from iecast.inference.options import StylizeOptions
 from iecast.inference.resize import PAD_MULTIPLE
 from iecast.inference.stylizer import DEFAULT_STYLE_SIZE
 from iecast.serve.config import ServeConfig, log
@@ -30,11 +30,14 @@ INTERNAL_ERROR = "stylization failed because of an internal error (the server's 
 OUT_OF_MEMORY = "stylization ran out of memory: choose a smaller output size or a smaller style image"
 
 
-def color_modes(stylizer: Any) -> tuple[str, ...]:
-    """The colour-preservation modes the stylizer's `stylize(preserve_color=...)` accepts (none if it has no such option)."""
-    if "preserve_color" not in inspect.signature(stylizer.stylize).parameters:
-        return ()
-    return tuple(PRESERVE_COLOR_MODES)
+def job_options(config: ServeConfig, alpha: float, preserve_color: str) -> StylizeOptions:
+    """A job's `StylizeOptions` from its form fields and the server's config, checked once on submission;
+    a rule it breaks is a 400 `UploadRejected` with the options' own message."""
+    options = StylizeOptions(alpha=alpha, preserve_color=preserve_color or None, style_size=config.style_size)
+    try:
+        return options.checked(style_count=1)
+    except IecastError as exc:
+        raise UploadRejected(400, str(exc)) from None
 
 
 def expected_style_hw(style: Image.Image, style_size: int | str | None = "auto", auto_size: int | None = None) -> tuple[int, int]:
@@ -58,8 +61,7 @@ class Job:
     content: bytes
     content_name: str
     style: bytes | Path
-    alpha: float
-    preserve_color: str
+    options: StylizeOptions  # checked by `job_options`, passed to `stylize` as is
     size: int
     status: str = "queued"  # queued -> running -> done | failed
     stage: str = "waiting in the queue"
@@ -157,8 +159,7 @@ class StylizeService:
         self.waiting: list[str] = []
         self.lock = threading.Lock()
         self.worker: threading.Thread | None = None
-        self.color_modes = color_modes(stylizer)
-        self.accepts_style_size = "style_size" in inspect.signature(stylizer.stylize).parameters
+        self.color_modes = tuple(PRESERVE_COLOR_MODES)  # what the page offers
         network = getattr(stylizer, "compute_network", getattr(stylizer, "network", None))  # what calls run
         self.progress = ConvProgress(network) if isinstance(network, torch.nn.Module) else None
 
@@ -251,22 +252,16 @@ class StylizeService:
         with tempfile.TemporaryDirectory(prefix="iecast-serve-") as scratch:
             content = fit_within(self._decode(job.content, "content image", Path(scratch)), job.size, MIN_UPLOAD_SIDE)
             style = self._decode(job.style, "style image", Path(scratch))
-        kwargs: dict[str, Any] = {"alpha": job.alpha}
-        if self.config.style_size != "auto" and self.accepts_style_size:
-            kwargs["style_size"] = self.config.style_size
-        if job.preserve_color:
-            kwargs["preserve_color"] = job.preserve_color
         job.stage = "stylizing"
         total = None
         if self.progress is not None:
-            total = self.progress.estimate((content.height, content.width),
-                                           expected_style_hw(style, kwargs.get("style_size", "auto"),
-                                                             getattr(self.stylizer, "training_style_size", None)), job.alpha)
+            style_hw = expected_style_hw(style, job.options.style_size, getattr(self.stylizer, "training_style_size", None))
+            total = self.progress.estimate((content.height, content.width), style_hw, job.options.alpha)
         if total is not None:
             with self.progress.track(total, lambda share: setattr(job, "progress", 0.97 * share)):
-                result = self.stylizer.stylize(content, style, **kwargs)
+                result = self.stylizer.stylize(content, style, options=job.options)
         else:
-            result = self.stylizer.stylize(content, style, **kwargs)
+            result = self.stylizer.stylize(content, style, options=job.options)
         job.stage, job.progress = "encoding the result", max(job.progress, 0.97)
         buffer = io.BytesIO()
         result.save(buffer, format="PNG")
