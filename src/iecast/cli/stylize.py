@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from iecast.errors import IecastError
+from iecast.inference.options import StylizeOptions
 
 OUTPUT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -80,6 +81,11 @@ def control_kwargs(args: argparse.Namespace) -> dict:
         "alpha": args.alpha, "preserve_color": args.preserve_color, "content_size": args.content_size,
         "style_size": "auto" if args.style_size is None else args.style_size or None, "tile": parse_tile(args.tile), "max_pixels": args.max_pixels,
     }
+
+
+def control_options(args: argparse.Namespace) -> StylizeOptions:
+    """The `StylizeOptions` the control flags ask for, not yet checked (the style and mask counts are needed)."""
+    return StylizeOptions(**control_kwargs(args), style_weights=args.style_weights)
 
 
 def no_weights_message() -> str:
@@ -177,17 +183,14 @@ def run(args: argparse.Namespace) -> int:
 
     from iecast.images import check_writable
     from iecast.inference.inputs import expand_images
-    from iecast.inference.options import StylizeOptions
-
     with warnings_as_lines():
         contents = expand_images(args.content, "content")
-        kwargs = control_kwargs(args)
+        options = control_options(args)
         blended = args.style_weights is not None or args.mask is not None
         # a blend takes its styles as given: `-s a.jpg a.jpg --style-weights 0.3 0.7` is two styles
         styles = expand_images(args.style, "style", unique=not blended)
         # every job gets the same options: all styles (a blend) or one style each
-        options = StylizeOptions(**kwargs, style_weights=args.style_weights).checked(
-            len(styles) if blended else 1, None if args.mask is None else len(args.mask))
+        options = options.checked(len(styles) if blended else 1, None if args.mask is None else len(args.mask))
         jobs = [(c, styles, "+".join(s.stem for s in styles)) for c in contents] if blended else \
             [(c, [s], s.stem) for c in contents for s in styles]
         output = Path(args.output)

@@ -8,7 +8,7 @@ import sys
 import threading
 from typing import Iterator
 
-from iecast.cli.stylize import (add_control_arguments, add_model_arguments, build_stylizer, control_kwargs,
+from iecast.cli.stylize import (add_control_arguments, add_model_arguments, build_stylizer, control_options,
                                 note_precision, warnings_as_lines)
 
 
@@ -61,16 +61,15 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         with sigterm_unwinds(), warnings_as_lines():
-            kwargs = control_kwargs(args)
+            options = control_options(args)
             if args.fps is not None and not args.fps > 0:
                 raise IecastError(f"--fps must be positive (got {args.fps})")
             if not 0 <= args.crf <= 51:
                 raise IecastError(f"--crf must be in 0..51 (got {args.crf})")
             styles = expand_images(args.style, "style")
             stylizer = build_stylizer(args)
-            out = stylize_video(stylizer, args.input, styles, args.output, style_weights=args.style_weights,
-                                masks=args.mask, fps=args.fps, crf=args.crf, frame_ext=args.ext,
-                                progress=not args.quiet, temporal=args.temporal, **kwargs)
+            out = stylize_video(stylizer, args.input, styles, args.output, masks=args.mask, fps=args.fps, crf=args.crf,
+                                frame_ext=args.ext, progress=not args.quiet, temporal=args.temporal, options=options)
     except Terminated:
         print("iecast: terminated; the partial output was removed", file=sys.stderr)
         return 128 + signal.SIGTERM

@@ -34,7 +34,8 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
                   content_size: int | None = None, style_size: StyleSize = "auto",
                   tile: int | str | None = "auto", fps: float | None = None, crf: int = 18,
                   frame_ext: str | None = None, progress: bool = True,
-                  max_pixels: int | None = MAX_PIXELS, temporal: bool | float = False) -> Path:
+                  max_pixels: int | None = MAX_PIXELS, temporal: bool | float = False,
+                  options: StylizeOptions | None = None) -> Path:
     """Stylize every frame of a video file or frame folder into a video file or frame folder.
 
     `output` ending in .mp4/.mkv/.mov is a video (H.264, same frame rate, audio copied);
@@ -47,16 +48,16 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
     attention) are blended with the previous frame's, warped by optical flow where the flow is reliable
     (see `iecast.inference.temporal`; needs OpenCV). A number in (0, 1) sets the previous frame's share
     of the content features (True: `iecast.inference.temporal.DEFAULT_STRENGTH`, 0.7). Off by default:
-    every frame is then stylized on its own.
+    every frame is then stylized on its own. `options` replaces the stylization keywords, as in `Stylizer.stylize`.
     A file that ends before the frames it declares gives an `IecastWarning` saying how many
     frames were decoded.
     """
     from tqdm.auto import tqdm
 
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
-    options = StylizeOptions(alpha, style_weights, preserve_color, content_size, style_size, tile, max_pixels).checked(
-        len(styles), None if masks is None else len(masks))
-    weights, preserve_color = options.style_weights, options.preserve_color
+    options = (options or StylizeOptions(alpha, style_weights, preserve_color, content_size, style_size, tile, max_pixels))
+    options = options.checked(len(styles), None if masks is None else len(masks))
+    content_size, style_size, max_pixels = options.content_size, options.style_size, options.max_pixels
     output = Path(output)
     as_video, ext = _check_output(output, frame_ext)
     blender = _temporal_blender(temporal)
@@ -64,7 +65,7 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
     writer, mask_maps = None, None
     try:
         # histogram colour preservation takes the first frame's colours, so those styles wait for it
-        prepared = None if preserve_color == "histogram" else _prepare(stylizer, styles, style_size, None, max_pixels)
+        prepared = None if options.preserve_color == "histogram" else _prepare(stylizer, styles, style_size, None, max_pixels)
         writer = _open_writer(output, as_video, ext, source_frames, crf)
         with tqdm(total=source_frames.count, desc="video", unit="frame", disable=not progress or None) as bar:
             for kind, item in source_frames.items():
@@ -77,8 +78,7 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
                 if masks is not None and mask_maps is None:
                     size = tuple(frame.shape[-2:])
                     mask_maps = torch.cat([load_mask(m, size, f"mask {i + 1}") for i, m in enumerate(masks)])
-                out = _stylize_frame(stylizer, blender, source, frame, prepared, alpha, weights, mask_maps,
-                                     preserve_color, style_size, tile)
+                out = _stylize_frame(stylizer, blender, source, frame, prepared, mask_maps, options)
                 writer.write_frame(out.cpu())
                 bar.update(1)
         result, writer = writer.finish(), None  # finished: nothing left to abort
@@ -145,16 +145,15 @@ def _prepare(stylizer: Stylizer, styles: list, style_size: StyleSize, frame: tor
 
 
 def _stylize_frame(stylizer: Stylizer, blender: TemporalBlender | None, source, frame: torch.Tensor, prepared,
-                   alpha: float, weights, mask_maps, preserve_color: str | None, style_size: StyleSize,
-                   tile) -> torch.Tensor:
-    """One frame stylized on its own, or (with a blender) with its content features blended with the previous frame's."""
+                   mask_maps, options: StylizeOptions) -> torch.Tensor:
+    """One frame stylized on its own, or (with a blender) with its content features blended with the previous frame's.
+    The frame is already at `content_size` and the styles prepared (histogram colours included), so those steps are no-ops."""
     if blender is None:
-        return stylizer.stylize(frame, prepared, alpha, style_weights=weights, masks=mask_maps,
-                                preserve_color="luminance" if preserve_color == "luminance" else None,
-                                style_size=style_size, tile=tile)
+        return stylizer.stylize(frame, prepared, masks=mask_maps, options=options)
     if min(frame.shape[-2:]) < MIN_SIDE:
         raise IecastError(f"{source}: frames of {frame.shape[-1]}x{frame.shape[-2]} are too small; "
                           f"each side must be at least {MIN_SIDE} pixels")
     luminance = (lambda x, content=frame: transfer_luminance(x, content.to(x.device))) \
-        if preserve_color == "luminance" else None
-    return blender.stylize(stylizer, frame, prepared, alpha, weights, mask_maps, style_size, tile, finish=luminance)
+        if options.preserve_color == "luminance" else None
+    return blender.stylize(stylizer, frame, prepared, options.alpha, options.style_weights, mask_maps,
+                           options.style_size, options.tile, finish=luminance)
