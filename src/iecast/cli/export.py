@@ -13,7 +13,15 @@ import argparse
 import tempfile
 from pathlib import Path
 
+import torch
+
+from iecast import weights
 from iecast.errors import IecastError
+from iecast.inference import export
+from iecast.inference.options import StylizeOptions
+from iecast.inference.stylizer import Stylizer
+from iecast.training import checkpoints
+from iecast.weights import registry
 
 SUFFIX_FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript", ".torchscript": "torchscript",
                   ".safetensors": "safetensors"}
@@ -21,6 +29,7 @@ FORMAT_CHOICES = ("safetensors", "onnx", "torchscript")
 # --check's largest allowed gap to the fp32 PyTorch result (grey levels / 255): fp32 files agree to
 # about 1e-5, fp16 ones to about 5e-3.
 CHECK_TOLERANCE = {False: 1e-3, True: 2e-2}
+CHECK_OPTIONS = StylizeOptions(alpha=0.8)  # --check's reference stylization (tensors: styles keep their size)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,9 +59,6 @@ def output_format(output: str, requested: str | None) -> str:
 
 def is_stylizer_file(source: str) -> bool:
     """True for a pretrained name or an iecast stylizer .safetensors (not a training checkpoint)."""
-    from iecast import weights
-    from iecast.weights import registry
-
     if source in registry.PRETRAINED:
         return True
     try:
@@ -64,16 +70,12 @@ def is_stylizer_file(source: str) -> bool:
 
 def checkpoint_to_stylizer(source: str, output: Path, fp16: bool, with_training_state: bool = False) -> Path:
     """Convert a training checkpoint with `iecast.training.checkpoints.export_checkpoint`."""
-    from iecast.training import checkpoints
-
     extra = {"with_training_state": True} if with_training_state else {}
     result = checkpoints.export_checkpoint(source, output, fp16, **extra)
     return Path(result) if result is not None else output
 
 
 def run(args: argparse.Namespace) -> int:
-    from iecast.inference import export
-
     fmt = output_format(args.output, args.format)
     output = Path(args.output)
     if fmt == "safetensors":
@@ -83,8 +85,6 @@ def run(args: argparse.Namespace) -> int:
         source = args.source
         if not is_stylizer_file(source):
             source = str(checkpoint_to_stylizer(source, Path(scratch) / "converted.safetensors", fp16=False))
-        from iecast.inference.stylizer import Stylizer
-
         stylizer = Stylizer.from_pretrained(source, device="cpu", precision="fp32")
         path = export.export_model(stylizer, output, fmt, fp16=args.fp16)
     print(path)
@@ -95,15 +95,12 @@ def run(args: argparse.Namespace) -> int:
 
 def check_export(stylizer, path: Path, fp16: bool) -> None:
     """Run the exported file and the fp32 PyTorch stylizer on one random pair; fail past the tolerance."""
-    import torch
-
-    from iecast.inference import export
-
     content, style = torch.rand(1, 3, 64, 48), torch.rand(1, 3, 48, 64)
-    reference = stylizer.stylize(content, style, alpha=0.8)
-    gap = float((export.run_exported(path, content, style, alpha=0.8) - reference).abs().max())
+    reference = stylizer.stylize(content, style, options=CHECK_OPTIONS)
+    gap = float((export.run_exported(path, content, style, alpha=CHECK_OPTIONS.alpha) - reference).abs().max())
     tolerance = CHECK_TOLERANCE[fp16]
     verdict = "passed" if gap <= tolerance else "FAILED"
-    print(f"check {verdict}: largest difference from PyTorch fp32 at 64x48, alpha 0.8: {gap:.3g} (tolerance {tolerance:g})")
+    print(f"check {verdict}: largest difference from PyTorch fp32 at 64x48, alpha {CHECK_OPTIONS.alpha:g}: {gap:.3g} "
+          f"(tolerance {tolerance:g})")
     if gap > tolerance:
         raise IecastError(f"{path}: the exported model differs from PyTorch by {gap:.3g}, over the tolerance {tolerance:g}")
