@@ -15,8 +15,11 @@ from pathlib import Path
 from PIL import Image
 
 from iecast import weights
-from iecast.weights import registry
 from iecast.errors import IecastError
+from iecast.evaluation.gatys import GatysConfig, GatysStylizer
+from iecast.images import fit_within, load_image, pil_to_tensor, save_image, tensor_to_pil
+from iecast.inference.stylizer import Stylizer
+from iecast.weights import registry
 
 SAMPLE_CONTENT = "classic_cars.jpg"
 SAMPLE_STYLE = "starry_night.jpg"
@@ -58,9 +61,6 @@ def gatys_sample(size: int = GATYS_SIZE, steps: int = GATYS_STEPS) -> Image.Imag
     Both images are downscaled so their longer side is at most `size`: the optimisation costs one encoder
     pass per step at full resolution, so the size sets the run time.
     """
-    from iecast.evaluation.gatys import GatysConfig, GatysStylizer
-    from iecast.images import fit_within, load_image, pil_to_tensor, tensor_to_pil
-
     content, style = (pil_to_tensor(fit_within(load_image(sample_path(name)), size))
                       for name in (SAMPLE_CONTENT, SAMPLE_STYLE))
     stylizer = GatysStylizer(weights.load_encoder(weights.DEFAULT_ENCODER).eval(), GatysConfig(steps=steps))
@@ -91,13 +91,9 @@ def main(argv: list[str] | None = None) -> int:
             result = gatys_sample(args.gatys_size, args.gatys_steps)
             method = f"Gatys et al.'s optimisation ({weights.DEFAULT_ENCODER}; no trained IEContraAST model yet)"
         else:
-            from iecast.inference.stylizer import Stylizer
-
             label, path = found
             result = Stylizer.from_pretrained(path).stylize(sample_path(SAMPLE_CONTENT), sample_path(SAMPLE_STYLE))
             method = f"IEContraAST weights {label!r}"
-        from iecast.images import save_image
-
         out = save_image(result, args.output)
     except IecastError as exc:
         print(f"iecast demo: error: {exc}", file=sys.stderr)

@@ -4,6 +4,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from iecast.evaluation.gatys import GatysConfig
+from iecast.evaluation.harness import EvalConfig, evaluate
+from iecast.evaluation.report import markdown_report
+from iecast.hardware import resolve_device
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate style-transfer methods on content and style folders",
@@ -45,11 +50,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iecast.evaluation.harness import EvalConfig, evaluate
-    from iecast.evaluation.report import markdown_report
-    from iecast.evaluation.gatys import GatysConfig
-    from iecast.hardware import resolve_device
-
     config = EvalConfig(
         contents=args.content, styles=args.style, out=args.out, methods=args.method, size=args.size, limit=args.limit,
         encoder=args.encoder, alphas=args.alphas, perceptual=args.perceptual, image_format=args.image_format,

@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+from iecast.evaluation.harness import evaluate_video
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval-video", help="temporal stability of a stylized video (file or frame folder)",
@@ -19,8 +21,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iecast.evaluation.harness import evaluate_video
-
     result = evaluate_video(args.stylized, args.raw, perceptual=args.perceptual, max_frames=args.max_frames)
     if result["distance_note"]:
         print(f"note: {result['distance_note']}; using {result['distance']} (not LPIPS)")

@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from iecast.errors import IecastError
+from iecast.serve.config import ServeConfig
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="start a local web page to stylize photos in the browser",
@@ -33,9 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iecast.errors import IecastError
-    from iecast.serve.app import serve
-    from iecast.serve.config import ServeConfig
+    from iecast.serve.app import serve  # deferred: it imports fastapi, the optional `serve` extra
 
     if args.queue < 1 or args.max_side < 68 or args.max_upload_mb <= 0 or args.max_megapixels <= 0:
         raise IecastError("--queue must be >= 1, --max-side >= 68, and the upload and pixel limits positive")

@@ -9,8 +9,15 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
+from tqdm.auto import tqdm
+
+from iecast import weights
 from iecast.errors import IecastError
-from iecast.inference.options import StylizeOptions
+from iecast.images import MAX_PIXELS, MAX_STYLE_PIXELS, MIN_SIDE, WriteError, check_writable, save_image
+from iecast.inference.inputs import expand_images
+from iecast.inference.options import IecastWarning, StylizeOptions
+from iecast.inference.stylizer import Stylizer
+from iecast.weights import registry
 
 OUTPUT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -32,8 +39,6 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_control_arguments(p: argparse.ArgumentParser) -> None:
-    from iecast.images import MAX_PIXELS, MAX_STYLE_PIXELS
-
     p.add_argument("--alpha", type=float, default=1.0, help="stylization strength in [0, 1] (0 = content)")
     p.add_argument("--style-weights", type=float, nargs="+", metavar="W",
                    help="blend all styles into one result with these weights (normalised to sum 1)")
@@ -71,8 +76,6 @@ def parse_tile(value: str) -> int | str | None:
 
 def control_kwargs(args: argparse.Namespace) -> dict:
     """The `Stylizer.stylize` keyword arguments the control flags ask for."""
-    from iecast.images import MIN_SIDE
-
     if args.content_size is not None and args.content_size < MIN_SIDE:
         raise IecastError(f"--content-size must be at least {MIN_SIDE} (got {args.content_size})")
     if args.style_size is not None and 0 < args.style_size < MIN_SIDE:
@@ -97,10 +100,6 @@ def no_weights_message() -> str:
 
 def build_stylizer(args: argparse.Namespace):
     """The `Stylizer` for --official or --weights, with a clear message when no weights exist."""
-    from iecast import weights
-    from iecast.inference.stylizer import Stylizer
-    from iecast.weights import registry
-
     if args.official:
         return Stylizer.from_official(**weights.official_files(args.official), device=args.device, precision=args.precision,
                                       compile=args.compile)
@@ -113,8 +112,6 @@ def build_stylizer(args: argparse.Namespace):
 @contextlib.contextmanager
 def warnings_as_lines() -> Iterator[None]:
     """Show iecast's warnings (fixed-up inputs) as one `iecast: warning: ...` line each."""
-    from iecast.inference.stylizer import IecastWarning
-
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, IecastWarning):
             print(f"iecast: warning: {message}", file=sys.stderr)
@@ -179,10 +176,6 @@ def check_targets(targets: list[Path], inputs: list[Path]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
-    from iecast.images import check_writable
-    from iecast.inference.inputs import expand_images
     with warnings_as_lines():
         contents = expand_images(args.content, "content")
         options = control_options(args)
@@ -222,8 +215,6 @@ def stylize_all(args: argparse.Namespace, stylizer, jobs: list, targets: list[Pa
     """Run every job. With one job its error is the run's; with several, a bad input is reported
     and skipped, the others are finished, and a summary line ends the run (exit status 1).
     A write failure stops the run at once: the next writes would fail the same way."""
-    from iecast.images import WriteError, save_image
-
     single = len(jobs) == 1
     errors: dict[Path, str] = {}  # bad input -> its error, in the order found
 

@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+from iecast.evaluation.survey import format_scores, make_survey, score_survey
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("survey", help="user-study kit: make survey pages, score exported answers")
@@ -28,8 +30,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_make(args: argparse.Namespace) -> int:
-    from iecast.evaluation.survey import make_survey
-
     key = make_survey(args.report, args.out, participants=args.participants, seed=args.seed, max_pairs=args.pairs,
                       outputs_per_method=args.outputs_per_method, real_count=args.real, artworks=args.artworks)
     print(f"{len(key['forced_choice'])} forced-choice and {len(key['deception'])} real-or-not questions, "
@@ -38,8 +38,6 @@ def run_make(args: argparse.Namespace) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
-    from iecast.evaluation.survey import format_scores, score_survey
-
     scores = score_survey(args.key, args.answers)
     print(format_scores(scores), end="")
     if args.json is not None:

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import argparse
 
+from iecast.training import loop
+from iecast.training.config import build_config, parse_override
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train or fine-tune a model",
@@ -31,14 +34,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iecast.training.config import build_config, parse_override
-    from iecast.training.loop import train
-
     overrides = {k: getattr(args, k) for k in ("content", "style", "out_dir", "iterations", "resume", "init_from",
                                                 "init_training_state", "devices", "num_nodes", "strategy", "precision")
                  if getattr(args, k) is not None}
     overrides.update(parse_override(o) for o in args.overrides)
-    result = train(build_config(args.preset, args.config, overrides))
+    # `loop.train`, looked up at call time, so a test can replace it
+    result = loop.train(build_config(args.preset, args.config, overrides))
     if result is not None:
         state = "interrupted" if result.interrupted else "finished"
         print(f"{state} at iteration {result.iteration}; checkpoint: {result.checkpoint}")

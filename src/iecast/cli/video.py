@@ -10,6 +10,9 @@ from typing import Iterator
 
 from iecast.cli.stylize import (add_control_arguments, add_model_arguments, build_stylizer, control_options,
                                 note_precision, warnings_as_lines)
+from iecast.errors import IecastError
+from iecast.inference.inputs import expand_images
+from iecast.inference.video import stylize_video
 
 
 class Terminated(BaseException):
@@ -55,10 +58,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iecast.errors import IecastError
-    from iecast.inference.inputs import expand_images
-    from iecast.inference.video import stylize_video
-
     try:
         with sigterm_unwinds(), warnings_as_lines():
             options = control_options(args)
