@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from iecast import weights
 from iecast.errors import IecastError
 from iecast.images import MAX_PIXELS, MAX_STYLE_PIXELS, MIN_SIDE, WriteError, check_writable, save_image
+from iecast.inference.color import PRESERVE_COLOR_MODES
 from iecast.inference.inputs import expand_images
 from iecast.inference.options import IecastWarning, StylizeOptions
 from iecast.inference.stylizer import Stylizer
@@ -44,7 +45,7 @@ def add_control_arguments(p: argparse.ArgumentParser) -> None:
                    help="blend all styles into one result with these weights (normalised to sum 1)")
     p.add_argument("--mask", nargs="+", metavar="MASK",
                    help="one binary mask per style: each style paints its own region (one result)")
-    p.add_argument("--preserve-color", choices=["luminance", "histogram"],
+    p.add_argument("--preserve-color", choices=PRESERVE_COLOR_MODES,
                    help="luminance: keep the content's colours; histogram: recolour the style to the content's first")
     p.add_argument("--content-size", type=int, metavar="PX", help="resize the content's shorter side first")
     p.add_argument("--style-size", type=int, default=None, metavar="PX",
