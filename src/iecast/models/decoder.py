@@ -45,6 +45,8 @@ class Decoder(nn.Module):
                 next(layers)  # the ReflectionPad2d(1), folded into the fused convolution
                 conv = next(layers)
                 x = upsample_reflect_conv3x3(x, conv.weight, conv.bias)
+            elif isinstance(layer, nn.ReLU):
+                x = torch.relu_(x)  # in place: x is always a convolution's fresh output
             else:
                 x = layer(x)
         return x

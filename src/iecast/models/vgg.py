@@ -60,7 +60,7 @@ class VGGEncoder(nn.Module):
 
     def _conv(self, name: str, x: torch.Tensor) -> torch.Tensor:
         mode = "reflect" if self.padding == "reflect" else "constant"
-        return F.relu(self.convs[name](F.pad(x, (1, 1, 1, 1), mode=mode)))
+        return F.relu(self.convs[name](F.pad(x, (1, 1, 1, 1), mode=mode)), inplace=True)  # the conv's fresh output
 
     def forward(self, x: torch.Tensor, last: str = "relu5_1", taps: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
         """Return {tap: features} for relu1_1 up to `last` (inclusive), or only `taps` (then
