@@ -30,7 +30,8 @@ from iecast import weights
 from iecast.inference.color import match_color_histogram, transfer_luminance
 from iecast.errors import IecastError, is_out_of_memory
 from iecast.hardware import native_bf16, resolve_device
-from iecast.images import MAX_PIXELS, MAX_STYLE_PIXELS, MIN_SIDE, load_image, megapixels, pil_to_tensor, tensor_to_pil, to_rgb
+from iecast.images import (MAX_PIXELS, MAX_STYLE_PIXELS, MIN_SIDE, RAISE_PIXEL_LIMIT, load_image, megapixels, over_pixel_limit,
+                           pil_to_tensor, tensor_to_pil, to_rgb)
 from iecast.models.network import StyleTransferNetwork
 from iecast.models.transform import QUERY_CHUNK
 from iecast.inference.options import IecastWarning, StyleSize, StylizeOptions, normalise_style_weights  # noqa: F401 (re-exported)
@@ -74,7 +75,7 @@ def shorter_side_shape(height: int, width: int, size: int | None) -> tuple[int, 
 
 
 def check_resize(label: str, height: int, width: int, size: int | None, max_pixels: int | None,
-                 limit: str = "pixel limit", hint: str = "use a smaller size or raise the limit (--max-pixels)") -> None:
+                 limit: str = "pixel limit", hint: str = f"use a smaller size, or {RAISE_PIXEL_LIMIT}") -> None:
     """Refuse, before anything is allocated, an image whose resize to shorter side `size` would
     exceed `max_pixels` (an extreme aspect ratio or a huge size)."""
     if max_pixels is None:
@@ -130,7 +131,7 @@ def load_as_tensor(image: ImageLike, what: str = "image", max_pixels: int | None
         return x.float()
     if isinstance(image, Image.Image):
         if max_pixels is not None and image.width * image.height > max_pixels:
-            raise IecastError(f"{what}: {image.width}x{image.height} is over the pixel limit of {max_pixels}")
+            raise over_pixel_limit(what, image.width, image.height, max_pixels)
         return pil_to_tensor(to_rgb(image))
     with _pixel_limit_disabled():
         return pil_to_tensor(load_image(image, max_pixels=max_pixels))
@@ -179,7 +180,7 @@ def load_mask(mask: ImageLike, size: tuple[int, int], label: str = "mask",
     else:
         if isinstance(mask, Image.Image):
             if max_pixels is not None and mask.width * mask.height > max_pixels:
-                raise IecastError(f"{label}: {mask.width}x{mask.height} is over the pixel limit of {max_pixels}")
+                raise over_pixel_limit(label, mask.width, mask.height, max_pixels)
             image = mask
         else:
             with _pixel_limit_disabled():
@@ -387,8 +388,10 @@ class Stylizer:
             if opts.preserve_color == "luminance":
                 out = transfer_luminance(out, one.to(out.device))
             outputs.append(out)
-        out = torch.cat(outputs)
+        out = outputs[0] if len(outputs) == 1 else torch.cat(outputs)  # no copy of a single image
+        del outputs
         if isinstance(content, torch.Tensor):
+            out = out.contiguous()  # a cropped view of the padded result otherwise
             return out if content.dim() == 4 else out[0]
         return tensor_to_pil(out)
 
@@ -441,7 +444,7 @@ class Stylizer:
         if needs_identity:
             pairs.append((identity_weight, self._identity_style(padded, feats, identity_size)))
         mixed = self._transform_mix(feats, pairs)
-        del feats
+        del feats, padded  # whole-image buffers: the decoder needs only `mixed`
         if features_hook is not None:  # e.g. video's temporal blending of the transformed features
             mixed = features_hook(mixed)
         out = decode_tiled(self._head, mixed, tile_px, self._decoder_halo)
