@@ -14,7 +14,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from iecast.errors import IecastError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-MAX_PIXELS = 100_000_000  # the default limit on every image, as read and after every resize (override per call)
+MAX_PIXELS = 20_000_000  # the default limit on every image, as read, after every resize and as padded (override per call);
+# with the tiles of iecast.inference.tiling it keeps a CPU run within 4 GB of address space in fp32
 MAX_STYLE_PIXELS = 2048 * 1024  # styles are encoded whole, not in tiles: about 2.4 GB of memory on a CPU at this size
 MIN_SIDE = 16  # the smallest side the model takes (content, style, video frame, resize target); smaller is refused
 WRITE_CHECK_BYTES = 4096  # written (then removed) where results will go, to find a full or read-only disk early

@@ -66,6 +66,23 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE, minimum: int 
     return x, (h, w)
 
 
+def padded_shape(height: int, width: int) -> tuple[int, int]:
+    """(H, W) as the network sees a content: sides rounded up to PAD_MULTIPLE, at least MIN_PADDED_SIDE."""
+    pad = lambda n: max(MIN_PADDED_SIDE, -(-n // PAD_MULTIPLE) * PAD_MULTIPLE)  # noqa: E731
+    return pad(height), pad(width)
+
+
+def check_padded(label: str, height: int, width: int, max_pixels: int | None) -> None:
+    """Refuse a content whose padded size is over `max_pixels`: every whole-image buffer has that size,
+    up to twice the image's own for a 16-pixel strip."""
+    if max_pixels is None:
+        return
+    ph, pw = padded_shape(height, width)
+    if ph * pw > max_pixels:
+        raise IecastError(f"{label}: {width}x{height} is padded to {pw}x{ph} for the network "
+                          f"({megapixels(pw * ph)}), over the pixel limit of {max_pixels} pixels; {RAISE_PIXEL_LIMIT}")
+
+
 def shorter_side_shape(height: int, width: int, size: int | None) -> tuple[int, int]:
     """(H, W) after resizing so the shorter side is `size` (None: unchanged)."""
     if size is None:
@@ -401,6 +418,7 @@ class Stylizer:
         c = load_as_tensor(content, label, opts.max_pixels)
         c = resize_shorter_side(c, opts.content_size, max_pixels=opts.max_pixels, label=label)
         _check_min_side(c, label)
+        check_padded(label, *c.shape[-2:], opts.max_pixels)
         if masks is None:
             return c, None
         return c, torch.cat([load_mask(m, tuple(c.shape[-2:]), f"mask {i + 1}", opts.max_pixels) for i, m in enumerate(masks)])

@@ -25,7 +25,7 @@ from iecast.inference.inputs import images_in_folder
 from iecast.inference.options import StylizeOptions
 from iecast.inference.temporal import DEFAULT_STRENGTH, TemporalBlender
 from iecast.inference.stylizer import (MAX_PIXELS, ImageLike, IecastWarning, PreparedStyle, StyleSize, Stylizer,
-                             check_resize, load_as_tensor, load_mask, resize_shorter_side)
+                             check_padded, check_resize, load_as_tensor, load_mask, resize_shorter_side)
 
 VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".mkv", ".mov")
 STALE_AFTER_S = 10.0  # an unlocked temporary file this old whose process is gone (or reused) is a leftover
@@ -477,11 +477,12 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
                 if blender is None:
                     out = stylizer.stylize(frame, prepared, alpha, style_weights=weights, masks=mask_maps,
                                            preserve_color="luminance" if preserve_color == "luminance" else None,
-                                           style_size=style_size, tile=tile)
+                                           style_size=style_size, tile=tile, max_pixels=max_pixels)
                 else:
                     if min(frame.shape[-2:]) < MIN_SIDE:
                         raise IecastError(f"{source}: frames of {frame.shape[-1]}x{frame.shape[-2]} are too small; "
                                           f"each side must be at least {MIN_SIDE} pixels")
+                    check_padded("frames", *frame.shape[-2:], max_pixels)
                     luminance = (lambda x, content=frame: transfer_luminance(x, content.to(x.device))) \
                         if preserve_color == "luminance" else None
                     out = blender.stylize(stylizer, frame, prepared, alpha, weights, mask_maps, style_size, tile,
