@@ -86,7 +86,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             width, height = (int(v) for v in size.lower().split("x"))
-            content = Path(tmp) / f"gradient_{width}x{height}.jpg"
+            suffix = ".png" if max(width, height) > 65500 else ".jpg"  # JPEG sides stop at 65535
+            content = Path(tmp) / f"gradient_{width}x{height}{suffix}"
             gradient_image(width, height, content)
             for precision in args.precision:
                 r = run_one(content, precision, args.as_limit, Path(tmp), args.extra)
