@@ -49,9 +49,10 @@ def add_control_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"process large images in overlapping tiles of PX pixels "
                         f"(auto: {DEFAULT_TILE} px tiles for images over {megapixels(AUTO_TILE_ABOVE)})")
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
-                   help=f"refuse images with more pixels, as read and after every resize (decompression bombs, "
-                        f"extreme aspect ratios); default {MAX_PIXELS} ({megapixels(MAX_PIXELS)}), which fits in "
-                        f"4 GB of memory; larger images need more. Styles, encoded whole, are also limited to {MAX_STYLE_PIXELS}")
+                   help=f"refuse images with more pixels, as read, after every resize and as padded for the "
+                        f"network (decompression bombs, extreme aspect ratios); default {MAX_PIXELS} "
+                        f"({megapixels(MAX_PIXELS)}), which fits in 4 GB of memory; larger images need more. "
+                        f"Styles, encoded whole, are also limited to {MAX_STYLE_PIXELS}")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
