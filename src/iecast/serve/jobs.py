@@ -158,6 +158,7 @@ class StylizeService:
         self.worker: threading.Thread | None = None
         self.color_modes = color_modes(stylizer)
         self.accepts_style_size = "style_size" in inspect.signature(stylizer.stylize).parameters
+        self.accepts_max_pixels = "max_pixels" in inspect.signature(stylizer.stylize).parameters
         network = getattr(stylizer, "compute_network", getattr(stylizer, "network", None))  # what calls run
         self.progress = ConvProgress(network) if isinstance(network, torch.nn.Module) else None
 
@@ -255,6 +256,8 @@ class StylizeService:
             kwargs["style_size"] = self.config.style_size
         if job.preserve_color:
             kwargs["preserve_color"] = job.preserve_color
+        if self.accepts_max_pixels:  # the server's own limit, which --max-megapixels may raise
+            kwargs["max_pixels"] = self.config.max_pixels
         job.stage = "stylizing"
         total = None
         if self.progress is not None:
