@@ -55,7 +55,7 @@ def gradient_image(width: int, height: int, path: Path) -> None:
 
 
 def run_one(content: Path, precision: str, as_limit: int | None, out_dir: Path, extra: list[str]) -> dict:
-    cli = ["stylize", "-c", str(content), "-s", str(STYLE), "-o", str(out_dir / f"out_{precision}.jpg"),
+    cli = ["stylize", "-c", str(content), "-s", str(STYLE), "-o", str(out_dir / f"out_{precision}{content.suffix}"),
            "--precision", precision, "--quiet", *extra]
     command = ["/usr/bin/time", "-v", sys.executable, "-c", PEAK_WRAPPER, *cli]
     if as_limit:
@@ -86,7 +86,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             width, height = (int(v) for v in size.lower().split("x"))
-            suffix = ".png" if max(width, height) > 65500 else ".jpg"  # JPEG sides stop at 65535
+            suffix = ".png" if max(width, height) > 65500 else ".jpg"  # JPEG sides stop at 65535 (input and output)
             content = Path(tmp) / f"gradient_{width}x{height}{suffix}"
             gradient_image(width, height, content)
             for precision in args.precision:
@@ -94,7 +94,7 @@ def main() -> None:
                 result = "ok" if r["rc"] == 0 else f"exit {r['rc']}: {r['message'][:120]}"
                 print(f"| {width}x{height} | {width * height / 1e6:.1f} | {precision} | {r['rss_gb']:.2f} GB | {r['vm_gb']:.2f} GB | {result} "
                       f"| {r['seconds']:.0f} |", flush=True)
-                (Path(tmp) / f"out_{precision}.jpg").unlink(missing_ok=True)
+                (Path(tmp) / f"out_{precision}{suffix}").unlink(missing_ok=True)
             content.unlink()
 
 
