@@ -14,7 +14,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from iecast.errors import IecastError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-MAX_PIXELS = 100_000_000  # the default limit on every image, as read and after every resize (override per call)
+MAX_PIXELS = 20_000_000  # the default limit on every image, as read, after every resize and as padded (override per call);
+# with the tiles of iecast.inference.tiling it keeps a CPU run within 4 GB of address space in fp32
 MAX_STYLE_PIXELS = 2048 * 1024  # styles are encoded whole, not in tiles: about 2.4 GB of memory on a CPU at this size
 MIN_SIDE = 16  # the smallest side the model takes (content, style, video frame, resize target); smaller is refused
 WRITE_CHECK_BYTES = 4096  # written (then removed) where results will go, to find a full or read-only disk early
@@ -26,6 +27,15 @@ class WriteError(IecastError):
 
 def megapixels(pixels: int) -> str:
     return f"{pixels / 1e6:.1f} megapixels"
+
+
+RAISE_PIXEL_LIMIT = "--max-pixels N (max_pixels=N in Python) raises it"  # every pixel-limit error ends with this
+
+
+def over_pixel_limit(what: str, width: int, height: int, max_pixels: int, note: str = "") -> IecastError:
+    """The one-line error for an image (or frame) of width x height over `max_pixels`."""
+    return IecastError(f"{what}: {width}x{height} ({megapixels(width * height)}) is over the pixel limit of "
+                       f"{max_pixels} pixels{note}; {RAISE_PIXEL_LIMIT}")
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -57,8 +67,7 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> 
     try:
         with Image.open(path) as im:
             if max_pixels is not None and im.width * im.height > max_pixels:
-                raise IecastError(f"{path}: {im.width}x{im.height} is over the pixel limit of {max_pixels} "
-                                  f"(a decompression bomb?); raise the limit to allow it")
+                raise over_pixel_limit(str(path), im.width, im.height, max_pixels, " (a decompression bomb?)")
             im.load()
             image = to_rgb(im)
     except IecastError:
@@ -96,7 +105,8 @@ def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
         if tensor.shape[0] != 1:
             raise ValueError(f"expected one image, got a batch of {tensor.shape[0]}")
         tensor = tensor[0]
-    arr = (tensor.detach().float().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    scaled = tensor.detach().float().clamp(0, 1).mul_(255.0).add_(0.5)  # one float copy, not three
+    arr = scaled.to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(arr, "RGB")
 
 

@@ -98,5 +98,7 @@ def test_sanet_mix_in_bands_equals_whole_maps():
     banded = transform.mix(feats, pairs, chunk=28)  # 2 rows per band
     assert whole.dtype == banded.dtype == torch.float64
     torch.testing.assert_close(banded, whole, rtol=0, atol=1e-12)
+    cut = transform.mix(feats, pairs, chunk=12)  # a row (14) is over half the chunk: 2 x 6 positions per band
+    torch.testing.assert_close(cut, whole, rtol=0, atol=1e-12)
     # the weights sum to 1 and the head is linear: blending before it equals T(c, s)
     torch.testing.assert_close(transform.head(whole), transform.apply_style(feats, style), rtol=0, atol=1e-10)

@@ -175,7 +175,7 @@ def test_oversize_upload_is_413(server, chunked):
 
 def test_decompression_bombs_are_refused_without_decoding(stylizer, samples):
     """PNGs of a few kB that decode to 60 MP and 400 MP: 413, and the server's memory does not grow."""
-    app = create_app(stylizer, ServeConfig(samples_dir=samples))  # default limits: 25 MB, 50 MP
+    app = create_app(stylizer, ServeConfig(samples_dir=samples))  # default limits: 25 MB, MAX_PIXELS
     bombs = {"60 MP": png_bomb(10_000, 6_000), "400 MP": png_bomb(20_000, 20_000)}
     assert max(len(b) for b in bombs.values()) < 200_000
     with running(app) as port:

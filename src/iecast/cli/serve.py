@@ -9,6 +9,9 @@ from iecast.serve.config import ServeConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from iecast.serve.config import ServeConfig
+
+    limits = ServeConfig()  # the limits' defaults live there, for the CLI and the Python API alike
     p = sub.add_parser("serve", help="start a local web page to stylize photos in the browser",
                        description="Serve a web page to stylize photos (upload a photo, pick a style, download the "
                                    "result). It listens on this computer only unless --host says otherwise.")
@@ -20,11 +23,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--styles", type=Path, default=None,
                    help="folder of sample style images; a styles.txt there names them in order, the first pre-selected "
                         "(default: the paintings shipped in iecast/assets/samples)")
-    p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest request body in MB (default: %(default)s)")
-    p.add_argument("--max-megapixels", type=float, default=50.0,
+    p.add_argument("--max-upload-mb", type=float, default=limits.max_upload_bytes / 2**20, help="largest request body in MB (default: %(default)s)")
+    p.add_argument("--max-megapixels", type=float, default=limits.max_pixels / 1e6,
                    help="largest uploaded image in megapixels (default: %(default)s)")
-    p.add_argument("--max-side", type=int, default=1024, help="largest output side offered, in pixels (default: %(default)s)")
-    p.add_argument("--queue", type=int, default=4, help="jobs allowed to wait; more get 503 'busy' (default: %(default)s)")
+    p.add_argument("--max-side", type=int, default=limits.max_side, help="largest output side offered, in pixels (default: %(default)s)")
+    p.add_argument("--queue", type=int, default=limits.queue_size, help="jobs allowed to wait; more get 503 'busy' (default: %(default)s)")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="a host name the page may also be opened under and submit jobs from (repeatable); IP "
                         "addresses, localhost and this machine's name are always accepted, other names are refused "
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         style_size = int(style_size)
     config = ServeConfig(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
                          max_pixels=int(args.max_megapixels * 1e6), max_side=args.max_side,
-                         default_size=min(512, args.max_side), queue_size=args.queue, samples_dir=args.styles,
+                         default_size=min(ServeConfig.default_size, args.max_side), queue_size=args.queue, samples_dir=args.styles,
                          style_size=style_size, allowed_hosts=tuple(args.allow_host))
     serve(args.weights, host=args.host, port=args.port, config=config, device=args.device)
     return 0

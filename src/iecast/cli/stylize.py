@@ -13,11 +13,12 @@ from tqdm.auto import tqdm
 
 from iecast import weights
 from iecast.errors import IecastError
-from iecast.images import MAX_PIXELS, MAX_STYLE_PIXELS, MIN_SIDE, WriteError, check_writable, save_image
+from iecast.images import MAX_PIXELS, MAX_STYLE_PIXELS, MIN_SIDE, WriteError, check_writable, megapixels, save_image
 from iecast.inference.color import PRESERVE_COLOR_MODES
 from iecast.inference.inputs import expand_images
 from iecast.inference.options import IecastWarning, StylizeOptions
 from iecast.inference.stylizer import Stylizer
+from iecast.inference.tiling import AUTO_TILE_ABOVE, DEFAULT_TILE
 from iecast.weights import registry
 
 OUTPUT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from iecast.errors import IecastError
-from iecast.images import IMAGE_EXTENSIONS, MAX_PIXELS, MIN_SIDE, load_image, pil_to_tensor, to_rgb
+from iecast.images import IMAGE_EXTENSIONS, MAX_PIXELS, MIN_SIDE, load_image, over_pixel_limit, pil_to_tensor, to_rgb
 from iecast.inference.options import IecastWarning
 
 ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor]
@@ -84,7 +84,7 @@ def load_as_tensor(image: ImageLike, what: str = "image", max_pixels: int | None
         return x.float()
     if isinstance(image, Image.Image):
         if max_pixels is not None and image.width * image.height > max_pixels:
-            raise IecastError(f"{what}: {image.width}x{image.height} is over the pixel limit of {max_pixels}")
+            raise over_pixel_limit(what, image.width, image.height, max_pixels)
         return pil_to_tensor(to_rgb(image))
     with _pixel_limit_disabled():
         return pil_to_tensor(load_image(image, max_pixels=max_pixels))
@@ -115,7 +115,7 @@ def load_mask(mask: ImageLike, size: tuple[int, int], label: str = "mask",
     else:
         if isinstance(mask, Image.Image):
             if max_pixels is not None and mask.width * mask.height > max_pixels:
-                raise IecastError(f"{label}: {mask.width}x{mask.height} is over the pixel limit of {max_pixels}")
+                raise over_pixel_limit(label, mask.width, mask.height, max_pixels)
             image = mask
         else:
             with _pixel_limit_disabled():

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from iecast.errors import IecastError
-from iecast.images import MAX_PIXELS, megapixels
+from iecast.images import MAX_PIXELS, RAISE_PIXEL_LIMIT, megapixels
 
 PAD_MULTIPLE = 16  # the encoder's total stride (relu5_1): padded sizes keep pooling exact
 MIN_PADDED_SIDE = 32  # relu5_1 needs at least 2x2 positions for its reflection padding
@@ -26,6 +26,23 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE, minimum: int 
     return x, (h, w)
 
 
+def padded_shape(height: int, width: int) -> tuple[int, int]:
+    """(H, W) as the network sees a content: sides rounded up to PAD_MULTIPLE, at least MIN_PADDED_SIDE."""
+    pad = lambda n: max(MIN_PADDED_SIDE, -(-n // PAD_MULTIPLE) * PAD_MULTIPLE)  # noqa: E731
+    return pad(height), pad(width)
+
+
+def check_padded(label: str, height: int, width: int, max_pixels: int | None) -> None:
+    """Refuse a content whose padded size is over `max_pixels`: every whole-image buffer has that size,
+    up to twice the image's own for a 16-pixel strip."""
+    if max_pixels is None:
+        return
+    ph, pw = padded_shape(height, width)
+    if ph * pw > max_pixels:
+        raise IecastError(f"{label}: {width}x{height} is padded to {pw}x{ph} for the network "
+                          f"({megapixels(pw * ph)}), over the pixel limit of {max_pixels} pixels; {RAISE_PIXEL_LIMIT}")
+
+
 def shorter_side_shape(height: int, width: int, size: int | None) -> tuple[int, int]:
     """(H, W) after resizing so the shorter side is `size` (None: unchanged)."""
     if size is None:
@@ -35,7 +52,7 @@ def shorter_side_shape(height: int, width: int, size: int | None) -> tuple[int, 
 
 
 def check_resize(label: str, height: int, width: int, size: int | None, max_pixels: int | None,
-                 limit: str = "pixel limit", hint: str = "use a smaller size or raise the limit (--max-pixels)") -> None:
+                 limit: str = "pixel limit", hint: str = f"use a smaller size, or {RAISE_PIXEL_LIMIT}") -> None:
     """Refuse, before anything is allocated, an image whose resize to shorter side `size` would
     exceed `max_pixels` (an extreme aspect ratio or a huge size)."""
     if max_pixels is None:

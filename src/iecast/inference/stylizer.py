@@ -31,7 +31,8 @@ from iecast.models.network import StyleTransferNetwork
 from iecast.models.transform import QUERY_CHUNK
 from iecast.inference.inputs import ImageLike, check_min_side, input_label, load_as_tensor, load_mask
 from iecast.inference.options import IecastWarning, StyleSize, StylizeOptions, normalise_style_weights  # noqa: F401 (re-exported)
-from iecast.inference.resize import MIN_PADDED_SIDE, PAD_MULTIPLE, check_resize, pad_to_multiple, resize_shorter_side
+from iecast.inference.resize import (MIN_PADDED_SIDE, PAD_MULTIPLE, check_padded, check_resize, pad_to_multiple,
+                                     resize_shorter_side)
 from iecast.inference.tiling import choose_tile, decode_tiled, decoder_halo, encode_tiled
 
 DEFAULT_STYLE_SIZE = 512  # the release's style scale (512x512 resize), for models that do not record theirs
@@ -252,8 +253,10 @@ class Stylizer:
             if opts.preserve_color == "luminance":
                 out = transfer_luminance(out, one.to(out.device))
             outputs.append(out)
-        out = torch.cat(outputs)
+        out = outputs[0] if len(outputs) == 1 else torch.cat(outputs)  # no copy of a single image
+        del outputs
         if isinstance(content, torch.Tensor):
+            out = out.contiguous()  # a cropped view of the padded result otherwise
             return out if content.dim() == 4 else out[0]
         return tensor_to_pil(out)
 
@@ -263,6 +266,7 @@ class Stylizer:
         c = load_as_tensor(content, label, opts.max_pixels)
         c = resize_shorter_side(c, opts.content_size, max_pixels=opts.max_pixels, label=label)
         check_min_side(c, label)
+        check_padded(label, *c.shape[-2:], opts.max_pixels)
         if masks is None:
             return c, None
         return c, torch.cat([load_mask(m, tuple(c.shape[-2:]), f"mask {i + 1}", opts.max_pixels) for i, m in enumerate(masks)])
@@ -306,7 +310,7 @@ class Stylizer:
         if needs_identity:
             pairs.append((identity_weight, self._identity_style(padded, feats, identity_size)))
         mixed = self._transform_mix(feats, pairs)
-        del feats
+        del feats, padded  # whole-image buffers: the decoder needs only `mixed`
         if features_hook is not None:  # e.g. video's temporal blending of the transformed features
             mixed = features_hook(mixed)
         out = decode_tiled(self._head, mixed, tile_px, self._decoder_halo)

@@ -20,8 +20,8 @@ from torch import nn
 
 from iecast.models.vgg import BLOCK_DEPTHS, TAPS, VGGEncoder
 
-DEFAULT_TILE = 2048  # content pixels per tile side when tiling
-AUTO_TILE_ABOVE = 2048 * 2048  # "auto" tiles images with more pixels than this (2048x2048 untiled: 4.4 GB)
+DEFAULT_TILE = 1024  # content pixels per tile side when tiling; with MAX_PIXELS it bounds a run's memory
+AUTO_TILE_ABOVE = 2048 * 1024  # "auto" tiles images with more pixels than this (Full HD still runs whole)
 ENCODER_STRIDE = {"relu1_1": 1, "relu2_1": 2, "relu3_1": 4, "relu4_1": 8, "relu5_1": 16}
 DECODER_STRIDE = 8  # output pixels per relu4_1 position
 

@@ -20,7 +20,7 @@ from iecast.images import MAX_PIXELS, MIN_SIDE
 from iecast.inference.color import transfer_luminance
 from iecast.inference.inputs import ImageLike, load_mask
 from iecast.inference.options import IecastWarning, StyleSize, StylizeOptions
-from iecast.inference.resize import check_resize, resize_shorter_side
+from iecast.inference.resize import check_padded, check_resize, resize_shorter_side
 from iecast.inference.stylizer import PreparedStyle, Stylizer
 from iecast.inference.temporal import DEFAULT_STRENGTH, TemporalBlender
 from iecast.inference.video_io import (FRAME_EXTENSIONS, VIDEO_OUTPUT_EXTENSIONS, FolderWriter, FrameSource,
@@ -153,6 +153,7 @@ def _stylize_frame(stylizer: Stylizer, blender: TemporalBlender | None, source, 
     if min(frame.shape[-2:]) < MIN_SIDE:
         raise IecastError(f"{source}: frames of {frame.shape[-1]}x{frame.shape[-2]} are too small; "
                           f"each side must be at least {MIN_SIDE} pixels")
+    check_padded("frames", *frame.shape[-2:], options.max_pixels)
     luminance = (lambda x, content=frame: transfer_luminance(x, content.to(x.device))) \
         if options.preserve_color == "luminance" else None
     return blender.stylize(stylizer, frame, prepared, options.alpha, options.style_weights, mask_maps,

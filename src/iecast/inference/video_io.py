@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from iecast.errors import IecastError
-from iecast.images import MAX_PIXELS, save_image, tensor_to_pil
+from iecast.images import MAX_PIXELS, over_pixel_limit, save_image, tensor_to_pil
 from iecast.inference.inputs import images_in_folder, load_as_tensor
 from iecast.inference.leftovers import is_abandoned, lock_file, remove_leftovers, unlock_file
 from iecast.inference.options import IecastWarning
@@ -85,7 +85,7 @@ class FrameSource:
         self.size = (width, height) if width and height else None
         if max_pixels is not None and width * height > max_pixels:
             self.close()
-            raise IecastError(f"{self.path}: frames of {width}x{height} are over the pixel limit of {max_pixels}")
+            raise over_pixel_limit(f"{self.path}: frames", width, height, max_pixels)
         rate = self.video.average_rate or self.video.guessed_rate or self.video.base_rate
         native = Fraction(rate) if rate else None
         self.fps = Fraction(fps).limit_denominator(1001) if fps else native or DEFAULT_FOLDER_FPS
@@ -122,8 +122,8 @@ class FrameSource:
                 if packet.stream.type == "video":
                     for frame in packet.decode():
                         if self.max_pixels is not None and frame.width * frame.height > self.max_pixels:
-                            raise IecastError(f"{self.path}: frame {self.decoded + 1} is {frame.width}x{frame.height}, "
-                                              f"over the pixel limit of {self.max_pixels}")
+                            raise over_pixel_limit(f"{self.path}: frame {self.decoded + 1}", frame.width, frame.height,
+                                                   self.max_pixels)
                         rgb = frame.to_ndarray(format="rgb24")
                         self.decoded += 1
                         yield "frame", torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float().div_(255)

@@ -108,8 +108,8 @@ def _wide_mvn(x: torch.Tensor) -> torch.Tensor:
     return mean_variance_norm(_wide(x)).to(x.dtype)
 
 
-def _weighted(term: torch.Tensor, weight: float | torch.Tensor, rows: slice) -> torch.Tensor:
-    return term * (weight[:, :, rows] if isinstance(weight, torch.Tensor) else weight)
+def _weighted(term: torch.Tensor, weight: float | torch.Tensor, rows: slice, cols: slice = slice(None)) -> torch.Tensor:
+    return term * (weight[:, :, rows, cols] if isinstance(weight, torch.Tensor) else weight)
 
 
 @register_transform
@@ -134,35 +134,42 @@ class SANetTransform(FeatureTransform):
         }
 
     def mix(self, content_feats: dict[str, torch.Tensor], weighted_styles: list, chunk: int | None = None) -> torch.Tensor:
-        """Both attentions for every style, in bands of content rows; normalisation statistics
-        are over the whole maps, so every band equals the same rows of the unbanded result."""
+        """Both attentions for every style, in bands of content rows (cut across too where a row
+        alone is over `chunk`, as in a long strip); normalisation statistics are over the whole
+        maps, so every band equals the same positions of the unbanded result."""
         c4, c5 = content_feats["relu4_1"], content_feats["relu5_1"]
         mean4, std4 = mean_std(_wide(c4))
         mean5, std5 = mean_std(_wide(c5))
         if chunk is None:
             return self._mix_rows(c4, c5, (mean4, std4, mean5, std5), weighted_styles, slice(None))
         mixed = torch.empty(c4.shape, dtype=_wide(c4[:0]).dtype, device=c4.device)
-        rows = max(2, (chunk // max(1, c4.shape[-1])) // 2 * 2)
-        for r0 in range(0, c4.shape[-2], rows):
-            band = slice(r0, min(c4.shape[-2], r0 + rows))
-            mixed[:, :, band] = self._mix_rows(c4, c5, (mean4, std4, mean5, std5), weighted_styles, band)
+        height, width = c4.shape[-2:]
+        rows = max(2, (chunk // max(1, width)) // 2 * 2)
+        cols = width if 2 * width <= chunk else max(2, chunk // 4 * 2)  # bands start on even rows and columns
+        for r0 in range(0, height, rows):
+            for c0 in range(0, width, cols):
+                band, across = slice(r0, min(height, r0 + rows)), slice(c0, min(width, c0 + cols))
+                mixed[:, :, band, across] = self._mix_rows(c4, c5, (mean4, std4, mean5, std5), weighted_styles,
+                                                           band, across)
         return mixed
 
-    def _mix_rows(self, c4: torch.Tensor, c5: torch.Tensor, stats: tuple, weighted_styles: list, band: slice) -> torch.Tensor:
-        """`mix` for relu4_1 rows `band` (and the relu5_1 rows they upsample from)."""
+    def _mix_rows(self, c4: torch.Tensor, c5: torch.Tensor, stats: tuple, weighted_styles: list, band: slice,
+                  across: slice = slice(None)) -> torch.Tensor:
+        """`mix` for relu4_1 rows `band`, columns `across` (and the relu5_1 positions they upsample from)."""
         mean4, std4, mean5, std5 = stats
         if band == slice(None):
             q4, q5 = c4, c5
         else:
-            q4, q5 = c4[:, :, band], c5[:, :, band.start // 2:(band.stop + 1) // 2]
+            half = slice(None) if across == slice(None) else slice(across.start // 2, (across.stop + 1) // 2)
+            q4, q5 = c4[:, :, band, across], c5[:, :, band.start // 2:(band.stop + 1) // 2, half]
         query4 = self.sanet4_1.f(((_wide(q4) - mean4) / std4).to(q4.dtype))
         query5 = self.sanet5_1.f(((_wide(q5) - mean5) / std5).to(q5.dtype))
         acc = None
         for weight, prepared in weighted_styles:
             out4 = self.sanet4_1.attend_query(q4, query4, *prepared["relu4_1"])
             out5 = self.sanet5_1.attend_query(q5, query5, *prepared["relu5_1"])
-            up5 = F.interpolate(_wide(out5), size=out4.shape[-2:], mode="nearest")  # band starts on an even row
-            term = _weighted(_wide(out4) + up5, weight, band)
+            up5 = F.interpolate(_wide(out5), size=out4.shape[-2:], mode="nearest")  # band starts on an even row and column
+            term = _weighted(_wide(out4) + up5, weight, band, across)
             acc = term if acc is None else acc.add_(term)
         return acc
 

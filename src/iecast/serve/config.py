@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from iecast.images import MAX_PIXELS
 
 
 SIZES = (256, 384, 512, 768, 1024, 1536, 2048)
@@ -16,7 +17,7 @@ class ServeConfig:
     """Limits and options of the web app."""
 
     max_upload_bytes: int = 25 * 1024 * 1024
-    max_pixels: int = 50_000_000
+    max_pixels: int = MAX_PIXELS  # uploads over it get 413; the library's limit, so a run fits in 4 GB
     max_side: int = 1024
     default_size: int = 512
     queue_size: int = 4

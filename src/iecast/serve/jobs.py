@@ -33,7 +33,8 @@ OUT_OF_MEMORY = "stylization ran out of memory: choose a smaller output size or 
 def job_options(config: ServeConfig, alpha: float, preserve_color: str) -> StylizeOptions:
     """A job's `StylizeOptions` from its form fields and the server's config, checked once on submission;
     a rule it breaks is a 400 `UploadRejected` with the options' own message."""
-    options = StylizeOptions(alpha=alpha, preserve_color=preserve_color or None, style_size=config.style_size)
+    options = StylizeOptions(alpha=alpha, preserve_color=preserve_color or None, style_size=config.style_size,
+                             max_pixels=config.max_pixels)  # the server's own limit, which --max-megapixels may raise
     try:
         return options.checked(style_count=1)
     except IecastError as exc:
