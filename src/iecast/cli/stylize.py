@@ -53,12 +53,13 @@ def add_control_arguments(p: argparse.ArgumentParser) -> None:
                    help="resize the style's shorter side (default: the scale the model was trained at, "
                         "e.g. 512 for the release, 256 for the shipped default; 0 = keep)")
     p.add_argument("--tile", default="auto", metavar="auto|none|PX",
-                   help="process large images in overlapping tiles of PX pixels "
-                        "(auto: 2048 px tiles for images over 2048x2048 pixels)")
+                   help=f"process large images in overlapping tiles of PX pixels "
+                        f"(auto: {DEFAULT_TILE} px tiles for images over {megapixels(AUTO_TILE_ABOVE)})")
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
-                   help=f"refuse images with more pixels, as read and after every resize (decompression bombs, "
-                        f"extreme aspect ratios); default {MAX_PIXELS}. Styles, encoded whole, are also limited "
-                        f"to {MAX_STYLE_PIXELS}")
+                   help=f"refuse images with more pixels, as read, after every resize and as padded for the "
+                        f"network (decompression bombs, extreme aspect ratios); default {MAX_PIXELS} "
+                        f"({megapixels(MAX_PIXELS)}), which fits in 4 GB of memory; larger images need more. "
+                        f"Styles, encoded whole, are also limited to {MAX_STYLE_PIXELS}")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
