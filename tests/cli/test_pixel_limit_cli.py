@@ -2,8 +2,6 @@
 raise the limit, before anything is decoded; --max-pixels raises it."""
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -12,22 +10,12 @@ from PIL import Image
 
 from iecast.cli import main
 from iecast.images import MAX_PIXELS
+from image_files import png_header_only
 
 FAST = ["--style-size", "32", "--quiet", "--precision", "fp32"]
 WIDTH = 5000
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def header_only_png(path: Path, width: int, height: int) -> Path:
-    """A PNG whose header claims width x height but whose data is a few bytes: never decodable."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
-                     + chunk(b"IEND", b""))
-    return path
 
 
 @pytest.fixture
@@ -45,7 +33,7 @@ def stylize(capsys, tmp_path, content, style, weights_file, *extra) -> tuple[int
 
 def test_one_pixel_over_the_default_limit_is_one_line_with_the_way_out(capsys, tmp_path, style, weights_file):
     height = MAX_PIXELS // WIDTH + 1
-    content = header_only_png(tmp_path / "big.png", WIDTH, height)
+    content = png_header_only(tmp_path / "big.png", WIDTH, height)
     code, err = stylize(capsys, tmp_path, content, style, weights_file)
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1 and lines[0].startswith("iecast: error:"), err
@@ -56,6 +44,6 @@ def test_one_pixel_over_the_default_limit_is_one_line_with_the_way_out(capsys, t
 def test_raising_the_limit_lets_the_same_header_through(capsys, tmp_path, style, weights_file):
     # the file is only a header, so past the limit check it fails as unreadable, not as too large
     height = MAX_PIXELS // WIDTH + 1
-    content = header_only_png(tmp_path / "big.png", WIDTH, height)
+    content = png_header_only(tmp_path / "big.png", WIDTH, height)
     code, err = stylize(capsys, tmp_path, content, style, weights_file, "--max-pixels", WIDTH * height)
     assert code == 1 and "pixel limit" not in err and len(err.strip().splitlines()) == 1, err

@@ -2,8 +2,6 @@
 of bad input as one line on stderr, exit status 1 and no output file."""
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ from PIL import Image
 from iecast.cli import main
 from iecast.inference.color import rgb_to_ycbcr
 from iecast.images import fit_within, pil_to_tensor
+from image_files import png_header_only
 
 FAST = ["--style-size", "32", "--quiet", "--precision", "fp32"]
 
@@ -118,17 +117,6 @@ def test_unusual_image_modes_work(capsys, tmp_path, weights_file, mode):
                        "--weights", weights_file, *FAST)
     assert code == 0, err
     assert Image.open(tmp_path / "out.png").size == (40, 32)
-
-
-def png_header_only(path: Path, width: int, height: int) -> Path:
-    """A tiny PNG file whose header claims a huge image (a decompression bomb's signature)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))
-    return path
 
 
 def bad_inputs(tmp_path: Path) -> dict[str, tuple[list, str]]:
