@@ -2,8 +2,6 @@
 allocated, when the result would be over the pixel limit) and padding to the encoder's stride."""
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
@@ -18,7 +16,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE, minimum: int 
     """Pad bottom/right (reflection, or replication where the image is too small to reflect)
     to a multiple of `multiple` and at least `minimum`; returns the original (H, W)."""
     h, w = x.shape[-2:]
-    th, tw = max(minimum, math.ceil(h / multiple) * multiple), max(minimum, math.ceil(w / multiple) * multiple)
+    th, tw = padded_shape(h, w, multiple, minimum)
     ph, pw = th - h, tw - w
     if ph or pw:
         mode = "reflect" if ph < h and pw < w else "replicate"
@@ -26,10 +24,10 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE, minimum: int 
     return x, (h, w)
 
 
-def padded_shape(height: int, width: int) -> tuple[int, int]:
-    """(H, W) as the network sees a content: sides rounded up to PAD_MULTIPLE, at least MIN_PADDED_SIDE."""
-    pad = lambda n: max(MIN_PADDED_SIDE, -(-n // PAD_MULTIPLE) * PAD_MULTIPLE)  # noqa: E731
-    return pad(height), pad(width)
+def padded_shape(height: int, width: int, multiple: int = PAD_MULTIPLE, minimum: int = MIN_PADDED_SIDE) -> tuple[int, int]:
+    """(H, W) after `pad_to_multiple`; by default as the network sees a content (sides rounded up to
+    PAD_MULTIPLE, at least MIN_PADDED_SIDE)."""
+    return max(minimum, -(-height // multiple) * multiple), max(minimum, -(-width // multiple) * multiple)
 
 
 def check_padded(label: str, height: int, width: int, max_pixels: int | None) -> None:
