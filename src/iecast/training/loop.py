@@ -248,8 +248,11 @@ def _save_checkpoint(fabric, config: TrainConfig, out_dir: Path, parts: _Parts, 
 
 
 def _set_learning_rates(config: TrainConfig, parts: _Parts, iteration: int) -> float:
-    """Applies the inverse-time decay to both optimizers; returns the scale it used."""
-    lr_scale = 1.0 / (1.0 + config.lr_decay * iteration)
+    """Applies the inverse-time decay, counted over every iteration the model has trained (a warm
+    start continues its schedule), times this run's linear warm-up; returns the scale it used."""
+    lr_scale = 1.0 / (1.0 + config.lr_decay * (parts.base_iterations + iteration))
+    if iteration < config.lr_warmup:
+        lr_scale *= (iteration + 1) / config.lr_warmup
     for group in parts.g_opt.param_groups:
         group["lr"] = config.lr * lr_scale
     if parts.d_opt:
