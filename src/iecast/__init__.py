@@ -9,7 +9,11 @@ def __getattr__(name: str):
         from iecast.inference.stylizer import Stylizer
 
         return Stylizer
+    if name == "load_encoder":
+        from iecast.weights.encoders import load_encoder
+
+        return load_encoder
     raise AttributeError(f"module 'iecast' has no attribute {name!r}")
 
 
-__all__ = ["IecastError", "Stylizer", "__version__"]
+__all__ = ["IecastError", "Stylizer", "__version__", "load_encoder"]

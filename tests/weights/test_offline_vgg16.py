@@ -215,3 +215,15 @@ def test_no_filter_dominates_the_default_encoders_style_loss(shared_data):
     assert gatys.max() > 0.8
     assert rms.max() < 0.5
     assert 1 / (rms ** 2).sum() > 5 * (1 / (gatys ** 2).sum())  # effective number of channels
+
+
+def test_vgg_encoder_from_source_is_load_encoder(raw_encoder):
+    """The public `VGGEncoder.from_source` builds the same encoder as `iecast.weights.load_encoder`."""
+    from iecast.models.vgg import VGGEncoder
+
+    encoder = VGGEncoder.from_source("vgg16-imagenet-offline", padding="zeros")
+    assert isinstance(encoder, VGGEncoder) and encoder.padding == "zeros" and encoder.source == "vgg16-imagenet-offline"
+    reference = raw_encoder.state_dict()
+    assert reference.keys() == encoder.state_dict().keys()
+    for key, value in encoder.state_dict().items():
+        assert torch.equal(value, reference[key]), key

@@ -7,6 +7,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+import iecast
+
 TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 TAP_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512, "relu5_1": 512}
 
@@ -52,6 +54,12 @@ class VGGEncoder(nn.Module):
     def train(self, mode: bool = True) -> "VGGEncoder":
         """The encoder is frozen: it always stays in eval mode."""
         return super().train(False)
+
+    @classmethod
+    def from_source(cls, name: str, path: str | None = None, padding: Padding = "reflect") -> "VGGEncoder":
+        """The encoder with the named source's weights (`iecast.weights.ENCODERS`; `path` for a local
+        file). Resolved through the package facade at call time, so `models` never imports `weights`."""
+        return iecast.load_encoder(name, path, padding)
 
     def normalize_input(self, x: torch.Tensor) -> torch.Tensor:
         """Map RGB [0, 1] to the weights' input convention."""
