@@ -27,7 +27,6 @@ def random_network(seed: int = 0) -> StyleTransferNetwork:
         scale = TARGET_STD / std
         last.weight.mul_(scale.view(-1, 1, 1, 1))
         last.bias.copy_(0.5 - (mean - last.bias) * scale)
-    network.encoder_id = DEFAULT_ENCODER
     torch.random.set_rng_state(generator_state)
     return network
 

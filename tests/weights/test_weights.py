@@ -292,8 +292,7 @@ ENCODER_ID = "vgg16-imagenet-offline-normalised"
 
 
 def small_network(kind: str = "sanet", source: str = ENCODER_ID) -> StyleTransferNetwork:
-    encoder = VGGEncoder("vgg16")
-    encoder.source = source
+    encoder = VGGEncoder("vgg16", source=source)
     return StyleTransferNetwork(encoder, build_transform(kind)).eval()
 
 

@@ -110,7 +110,7 @@ class GatysStylizer:
 
     @property
     def encoder_id(self) -> str:
-        return getattr(self.encoder, "source", "unknown")
+        return self.encoder.source
 
     def stylize(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         with torch.enable_grad():

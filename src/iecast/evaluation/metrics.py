@@ -147,7 +147,7 @@ class OfflinePerceptualDistance(PerceptualDistance):
         return sum((feats_a[t] - feats_b[t]).pow(2).sum(dim=1).mean(dim=(1, 2)) for t in self.taps)
 
     def describe(self) -> dict:
-        return {"name": self.name, "encoder": getattr(self.encoder, "source", "unknown"), "taps": list(self.taps),
+        return {"name": self.name, "encoder": self.encoder.source, "taps": list(self.taps),
                 "note": "LPIPS form (unit-normalised features, averaged squared differences) without learned "
                         "weights; not comparable with published LPIPS values"}
 

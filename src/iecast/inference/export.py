@@ -88,10 +88,10 @@ def export_metadata(network: StyleTransferNetwork, fp16: bool) -> dict[str, str]
     return {
         "format": "iecast-exported-stylizer",
         "iecast_version": __version__,
-        "encoder": str(getattr(network, "encoder_id", getattr(network.encoder, "source", "unknown"))),
-        "transform": str(getattr(network.transform, "kind", "unknown")),
+        "encoder": network.encoder_id,
+        "transform": network.transform.kind,
         "precision": "float16" if fp16 else "float32",
-        "style_size": str(training_style_size(getattr(network, "metadata", None))),
+        "style_size": str(training_style_size(network.metadata)),
         "inputs": ("content (1,3,H,W) and style (1,3,Hs,Ws): float32 RGB in [0,1], sides >= 17, the style's shorter side "
                    "best at style_size (the model's training scale); alpha (1,): float32 in [0,1]"),
         "output": "output (1,3,H,W): float32 RGB in [0,1]",

@@ -133,7 +133,7 @@ class Stylizer:
                                                         torch.compile(self.compute_network.decoder, dynamic=False))
         self.taps = self.network.transform.taps
         self._decoder_halo = decoder_halo(self.network.decoder.layers, extra_convs=self.network.transform.head_convs)
-        self.training_style_size = training_style_size(getattr(self.network, "metadata", None))
+        self.training_style_size = training_style_size(self.network.metadata)
 
     @property
     def compute_precision(self) -> str:
@@ -142,7 +142,7 @@ class Stylizer:
 
     @property
     def encoder_id(self) -> str:
-        return getattr(self.network, "encoder_id", "unknown")
+        return self.network.encoder_id
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike = "default", device: str = "auto",

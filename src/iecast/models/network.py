@@ -12,11 +12,18 @@ from iecast.models.vgg import VGGEncoder
 class StyleTransferNetwork(nn.Module):
     """cs = decoder(transform(encoder(c), encoder(s))); the encoder stays frozen."""
 
-    def __init__(self, encoder: VGGEncoder, transform: FeatureTransform, decoder: Decoder | None = None) -> None:
+    def __init__(self, encoder: VGGEncoder, transform: FeatureTransform, decoder: Decoder | None = None,
+                 metadata: dict[str, str] | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.transform = transform
         self.decoder = decoder if decoder is not None else Decoder()
+        self.metadata = dict(metadata or {})  # the header of the file it was loaded from, if any
+
+    @property
+    def encoder_id(self) -> str:
+        """The encoder's weights name (`VGGEncoder.source`), as model files record it."""
+        return self.encoder.source
 
     @property
     def needed_tap(self) -> str:

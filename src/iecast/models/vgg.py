@@ -34,8 +34,9 @@ class VGGEncoder(nn.Module):
     original classifiers (torchvision, Keras). Pooling is 2x2/2 with ceil_mode.
     """
 
-    def __init__(self, arch: Arch = "vgg19", padding: Padding = "reflect") -> None:
+    def __init__(self, arch: Arch = "vgg19", padding: Padding = "reflect", source: str = "unknown") -> None:
         super().__init__()
+        self.source = source  # the weights' name in `iecast.weights.ENCODERS`, recorded in model files
         if arch not in BLOCK_DEPTHS:
             raise ValueError(f"unknown VGG architecture {arch!r}; expected one of {sorted(BLOCK_DEPTHS)}")
         self.arch = arch

@@ -101,7 +101,6 @@ def load_encoder(name: str = DEFAULT_ENCODER, path: str | Path | None = None, pa
     """A frozen `VGGEncoder` with the named source's weights (from `path` if given)."""
     source = encoder_source(name)
     state, origin = source.state_dict(path)
-    encoder = VGGEncoder(source.arch, padding=padding)
+    encoder = VGGEncoder(source.arch, padding=padding, source=name)
     load_into(encoder, state, origin, f"{source.description} encoder")
-    encoder.source = name
     return encoder

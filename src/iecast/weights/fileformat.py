@@ -120,11 +120,9 @@ def load_stylizer(path: str | Path, encoder: VGGEncoder | None = None) -> StyleT
     encoder_id = meta["encoder"]
     if encoder is None:
         encoder = load_encoder(encoder_id)
-    elif getattr(encoder, "source", None) != encoder_id:
-        raise IecastError(f"{path}: trained with encoder {encoder_id!r}, but was given {getattr(encoder, 'source', 'an unknown encoder')!r}")
-    network = StyleTransferNetwork(encoder, build_transform(meta.get("transform", "sanet")))
+    elif encoder.source != encoder_id:
+        raise IecastError(f"{path}: trained with encoder {encoder_id!r}, but was given {encoder.source!r}")
+    network = StyleTransferNetwork(encoder, build_transform(meta.get("transform", "sanet")), metadata=meta)
     load_into(network.decoder, {k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")}, path, "decoder")
     load_into(network.transform, {k[10:]: v for k, v in tensors.items() if k.startswith("transform.")}, path, "transform")
-    network.encoder_id = encoder_id
-    network.metadata = meta
     return network.eval()

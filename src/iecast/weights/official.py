@@ -21,7 +21,6 @@ def load_official(decoder: str | Path, transformer: str | Path, vgg: str | Path)
     load_into(network.transform, read_torch_state_dict(transformer), transformer, "IEContraAST transformer")
     dec_state = {f"layers.{k}": v for k, v in read_torch_state_dict(decoder).items()}
     load_into(network.decoder, dec_state, decoder, "IEContraAST decoder")
-    network.encoder_id = OFFICIAL_ENCODER
     return network.eval()
 
 
