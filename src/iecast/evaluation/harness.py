@@ -35,6 +35,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from tqdm.auto import tqdm
 
 from iecast import __version__
 from iecast.errors import IecastError
@@ -86,8 +87,6 @@ def check_labels(specs: Sequence[MethodSpec], alphas: list[float] | None) -> Non
 
 def evaluate(config: EvalConfig) -> dict:
     """Run the harness and write report.json, report.md and index.html; returns the report."""
-    from tqdm.auto import tqdm
-
     alphas = check_settings(config)
     contents = list_eval_images(config.contents, config.limit, "content image")
     styles = list_eval_images(config.styles, config.limit, "style image")
@@ -208,8 +207,6 @@ def _evaluate_videos(config: EvalConfig, methods: list[Method], method_reports: 
     Each method's report gets one entry per clip in `videos` and, over the clips, the mean and 95%
     interval of both ratios to the raw clip in `video_summary`.
     """
-    from tqdm.auto import tqdm
-
     for r in method_reports:
         r["videos"], r["video_summary"] = None, None
     if not clips:

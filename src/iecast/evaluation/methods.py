@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
+from safetensors import safe_open
 
 from iecast.errors import IecastError
 from iecast.evaluation.gatys import GatysConfig, GatysStylizer
@@ -63,8 +64,6 @@ def parse_method(spec: str) -> MethodSpec:
 def _stylizer_header(path: Path) -> dict[str, str]:
     """The metadata header of an iecast .safetensors file (without loading its tensors)."""
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as fh:
             return dict(fh.metadata() or {})
     except Exception:

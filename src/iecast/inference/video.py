@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from iecast.errors import IecastError
 from iecast.images import MAX_PIXELS, MIN_SIDE
@@ -52,8 +53,6 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
     A file that ends before the frames it declares gives an `IecastWarning` saying how many
     frames were decoded.
     """
-    from tqdm.auto import tqdm
-
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     options = (options or StylizeOptions(alpha, style_weights, preserve_color, content_size, style_size, tile, max_pixels))
     options = options.checked(len(styles), None if masks is None else len(masks))

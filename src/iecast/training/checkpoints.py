@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from safetensors.torch import save_file
 
 from iecast.errors import IecastError
 from iecast.models import Decoder, build_transform
@@ -102,8 +103,6 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, fp16: bool = Fals
     With `with_training_state`, also write the discriminator and heads (no optimiser state) to
     `<out>.train.safetensors`, enough to warm-start training from the exported model.
     """
-    from safetensors.torch import save_file
-
     state = read_checkpoint(checkpoint)
     config = state["config"]
     holder = nn.Module()

@@ -9,6 +9,7 @@ exactly where a straight run would be.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import signal
 import sys
@@ -19,6 +20,7 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from iecast import __version__, hardware
 from iecast.errors import IecastError
@@ -74,8 +76,6 @@ def _check_finite(iteration: int, values: dict[str, torch.Tensor], last: Path | 
 
 def parameter_checksum(modules: list[nn.Module | None]) -> str:
     """sha256 of every parameter's bytes: equal across DDP ranks that stayed in sync."""
-    import hashlib
-
     digest = hashlib.sha256()
     for module in modules:
         if module is not None:
@@ -339,8 +339,6 @@ def _loop(fabric, config: TrainConfig, out_dir: Path, parts: _Parts, weights: Lo
           start: int, last_ckpt: Path | None) -> tuple[int, Path | None, bool]:
     """Iterations `start` up to `config.iterations`, or until a stop signal; logs, saves image grids
     and checkpoints on schedule. Returns (iterations done, last checkpoint, whether it was interrupted)."""
-    from tqdm.auto import tqdm
-
     iteration = start
     bad_images = 0
     tic, tic_iter = time.perf_counter(), start

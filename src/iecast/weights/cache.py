@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from iecast.errors import IecastError
 
@@ -45,8 +46,6 @@ def publish(tmp: str | Path, path: str | Path) -> None:
 
 def download(url: str, dest: Path, sha256: str | None, progress: bool = True) -> Path:
     """Download `url` to `dest` atomically with a progress bar, then check its sha256."""
-    from tqdm.auto import tqdm
-
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix=".part")
     try:

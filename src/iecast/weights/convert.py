@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors.torch import load, load_file, save_file
 
 from iecast.errors import IecastError
 from iecast.models.vgg import BLOCK_DEPTHS, conv_names
@@ -124,8 +125,6 @@ def rescale_vgg(state: dict[str, torch.Tensor], arch: str, scales: dict[str, tor
 
 def _cached_offline_vgg16() -> dict[str, torch.Tensor]:
     """Convert the ONNX once and cache it as safetensors under `cache_dir()`."""
-    from safetensors.torch import load_file, save_file
-
     cached = cache_dir() / "vgg16-imagenet-offline.safetensors"
     if cached.is_file():
         try:
@@ -143,6 +142,4 @@ def _cached_offline_vgg16() -> dict[str, torch.Tensor]:
 def vgg16_normalised_scales(statistic: str = "mean") -> dict[str, torch.Tensor]:
     """The shipped per-channel scales of one recipe, "mean" (Gatys) or "rms" (made by
     scripts/compute_vgg16_scales.py, which explains both)."""
-    from safetensors.torch import load
-
     return load(importlib.resources.files("iecast.assets").joinpath(VGG16_SCALES_ASSETS[statistic]).read_bytes())

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from iecast import __version__
 from iecast.errors import IecastError
@@ -22,8 +24,6 @@ FORMAT_VERSION = "1"
 def save_stylizer(path: str | Path, network: StyleTransferNetwork, encoder_id: str, config: dict | None = None,
                   dtype: torch.dtype = torch.float32) -> Path:
     """Write decoder + transform as safetensors with iecast metadata in the header, atomically."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     tensors = {f"decoder.{k}": v for k, v in network.decoder.state_dict().items()}
     tensors.update({f"transform.{k}": v for k, v in network.transform.state_dict().items()})
@@ -41,8 +41,6 @@ def save_stylizer(path: str | Path, network: StyleTransferNetwork, encoder_id: s
 
 def read_safetensors(path: str | Path, what: str = "safetensors file") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, metadata) of a safetensors file, or "PATH: not a readable WHAT (reason)"."""
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
