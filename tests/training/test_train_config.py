@@ -158,20 +158,3 @@ def test_cpu_small_uses_auto_and_auto_is_a_valid_setting():
     assert build_config("paper", overrides={**DATA, "precision": "auto"}).precision == "auto"
     with pytest.raises(IecastError, match="precision must be one of auto"):
         build_config("paper", overrides={**DATA, "precision": "fp8"})
-
-
-def test_toml_configs_fall_back_to_tomli_without_tomllib(tmp_path, monkeypatch):
-    """`requires-python >= 3.10`: without tomllib (3.10) the tomli package reads TOML configs."""
-    import sys
-    import types
-
-    calls = []
-    real = pytest.importorskip("tomllib")
-    fake = types.ModuleType("tomli")
-    fake.loads = lambda text: calls.append(text) or real.loads(text)
-    monkeypatch.setitem(sys.modules, "tomllib", None)  # `import tomllib` fails as on 3.10
-    monkeypatch.setitem(sys.modules, "tomli", fake)
-    path = tmp_path / "run.toml"
-    path.write_text("[train]\nh = 3\ncrop = 128\n")
-    config = build_config("cpu-small", path, DATA)
-    assert calls and (config.h, config.crop) == (3, 128)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -217,11 +218,6 @@ def read_config_file(path: str | Path) -> dict:
     try:
         text = path.read_text()
         if path.suffix == ".toml":
-            try:
-                import tomllib
-            except ModuleNotFoundError:  # Python 3.10: the same parser as the tomli package
-                import tomli as tomllib
-
             data = tomllib.loads(text)
         elif path.suffix in (".yaml", ".yml"):
             import yaml
