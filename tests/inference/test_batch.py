@@ -46,15 +46,19 @@ def style(stylizer):
     return stylizer.prepare_style(sample_path(SAMPLE_STYLE), style_size=64)
 
 
-@pytest.mark.parametrize("alpha", [1.0, 0.6])
-def test_a_batch_gives_each_item_its_own_result(stylizer, photos, style, alpha):
-    options = StylizeOptions(alpha=alpha)
+@pytest.mark.parametrize("alpha, identity_size, tolerance", [(1.0, "auto", 1e-5), (0.6, "auto", 1e-5), (0.6, 48, 5e-5)])
+def test_a_batch_gives_each_item_its_own_result(stylizer, photos, style, alpha, identity_size, tolerance):
+    """Equal up to float rounding: the encoder's convolutions round differently for a batch of 3 (relu4_1
+    differs by ~1e-6 of its range), and the attention (scale 1, sharp) amplifies that. With the content's
+    own keys from a downscaled copy (identity_size 48 < 64) both sides of one attention carry it: ~3e-5
+    here, under a hundredth of a grey level."""
+    options = StylizeOptions(alpha=alpha, style_size=identity_size)
     alone = [stylizer.stylize(p, style, options=options) for p in photos]
     together = stylizer.stylize_batch(photos, style, options=options, batch_size=3)
     assert len(together) == len(photos)
     for a, b in zip(alone, together):
         assert a.shape == b.shape == (1, 3, 64, 80)
-        assert (a - b).abs().max().item() <= 1e-5
+        assert (a - b).abs().max().item() <= tolerance
 
 
 def test_blends_of_styles_batch_too(stylizer, photos, style):
