@@ -309,7 +309,8 @@ class Stylizer:
                          identity_size: StyleSize = "auto", tile: int | str | None = "auto",
                          features_hook: Callable[[torch.Tensor], torch.Tensor] | None = None,
                          content_hook: Callable[[dict], dict] | None = None) -> torch.Tensor:
-        """The core pass on one (1, 3, H, W) content tensor with prepared styles; returns (1, 3, H, W) in [0, 1].
+        """The core pass on a (1, 3, H, W) content tensor (or N of one size: `stylize_batch`) with prepared styles;
+        returns (N, 3, H, W) in [0, 1].
 
         `masks` is (len(styles), 1, H, W) of 0/1. The content's own keys (for alpha < 1 and
         uncovered mask areas) come from the content downscaled so its shorter side is at most
