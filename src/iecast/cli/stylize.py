@@ -144,9 +144,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ext", choices=["jpg", "png", "webp"], help="format of files written into a folder "
                                                                    "(default: the content's, else jpg)")
     p.add_argument("--batch-size", type=int, metavar="N",
-                   help="stylize up to N contents of equal size (after --content-size) in one pass, the style prepared "
-                        "once: faster on GPUs (default: 1 on CPU, 4 on CUDA). Same results up to float rounding; "
-                        "masks, --preserve-color and images large enough for tiles go one at a time")
+                   help="stylize up to N contents of equal size (after --content-size) in one pass, the style "
+                        "prepared once; meant for GPUs (default: 1 on CPU, where batches measured slower; 4 on CUDA). "
+                        "Same results up to float rounding; masks, --preserve-color and images large enough for "
+                        "tiles go one at a time")
     add_control_arguments(p)
     add_model_arguments(p)
     p.set_defaults(func=run)

@@ -53,8 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "frame's, warped by optical flow where it is reliable (needs OpenCV; off by default). "
                         "STRENGTH in (0, 1) is the previous frame's share of the content features (default 0.7)")
     p.add_argument("--batch-size", type=int, metavar="N",
-                   help="stylize N frames in one pass: faster on GPUs (default: 1 on CPU, 4 on CUDA); same results up "
-                        "to float rounding. --temporal, --mask and --preserve-color go frame by frame")
+                   help="stylize N frames in one pass; meant for GPUs (default: 1 on CPU, where batches measured slower; "
+                        "4 on CUDA); same results up to float rounding. --temporal, --mask and --preserve-color go frame by frame")
     add_control_arguments(p)
     add_model_arguments(p)
     p.set_defaults(func=run)
