@@ -14,6 +14,8 @@ from tqdm.auto import tqdm
 from iecast import weights
 from iecast.errors import IecastError
 from iecast.images import MAX_PIXELS, MAX_STYLE_PIXELS, MIN_SIDE, WriteError, check_writable, megapixels, save_image
+from iecast.cli.stylize_batched import stylize_in_batches
+from iecast.inference.batch import batchable, default_batch_size
 from iecast.inference.color import PRESERVE_COLOR_MODES
 from iecast.inference.inputs import expand_images
 from iecast.inference.options import IecastWarning, StylizeOptions
@@ -141,6 +143,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="output file (one result) or folder; the file's extension picks the format (jpg, png, webp)")
     p.add_argument("--ext", choices=["jpg", "png", "webp"], help="format of files written into a folder "
                                                                    "(default: the content's, else jpg)")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="stylize up to N contents of equal size (after --content-size) in one pass, the style "
+                        "prepared once; meant for GPUs (default: 1 on CPU, where batches measured slower; 4 on CUDA). "
+                        "Same results up to float rounding; masks, --preserve-color and images large enough for "
+                        "tiles go one at a time")
     add_control_arguments(p)
     add_model_arguments(p)
     p.set_defaults(func=run)
@@ -198,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
             raise IecastError(f"{output}: {len(jobs)} results to write; give a folder, not a file name")
         targets = [output_path(output, as_file, c, name, args.ext) for c, _, name in jobs]
         check_targets(targets, contents + styles + [Path(m) for m in args.mask or []])
+        if args.batch_size is not None and args.batch_size < 1:
+            raise IecastError(f"--batch-size must be at least 1 (got {args.batch_size})")
         check_writable(output.parent if as_file else output, args.output)
         stylizer = build_stylizer(args)
         code = stylize_all(args, stylizer, jobs, targets, options, tqdm)
@@ -217,7 +226,8 @@ def note_precision(stylizer) -> None:
 def stylize_all(args: argparse.Namespace, stylizer, jobs: list, targets: list[Path], options, tqdm) -> int:
     """Run every job. With one job its error is the run's; with several, a bad input is reported
     and skipped, the others are finished, and a summary line ends the run (exit status 1).
-    A write failure stops the run at once: the next writes would fail the same way."""
+    A write failure stops the run at once: the next writes would fail the same way. With a batch size
+    over 1 (--batch-size; on CUDA by default) contents of equal size run together (`stylize_in_batches`)."""
     single = len(jobs) == 1
     errors: dict[Path, str] = {}  # bad input -> its error, in the order found
 
@@ -236,6 +246,13 @@ def stylize_all(args: argparse.Namespace, stylizer, jobs: list, targets: list[Pa
                 stylizer.prepare_style(s, options.style_size, max_pixels=options.max_pixels)
         except IecastError as exc:
             failed(s, exc)
+    batch_size = getattr(args, "batch_size", None) or default_batch_size(stylizer.device)
+    if batch_size > 1 and not single and batchable(options, args.mask is not None):
+        with tqdm(total=len(jobs), desc="stylize", unit="image", disable=args.quiet or None) as bar:
+            work = [(content, job_styles, target) for (content, job_styles, _), target in zip(jobs, targets)]
+            written = stylize_in_batches(stylizer, work, ready, options, batch_size, failed, errors,
+                                         lambda path: (tqdm.write(str(path)), bar.update(1)))
+        return finish(len(jobs), written, errors)
     written = 0
     for (content, job_styles, _), target in tqdm(list(zip(jobs, targets)), desc="stylize", unit="image",
                                                 disable=args.quiet or None):
@@ -249,7 +266,12 @@ def stylize_all(args: argparse.Namespace, stylizer, jobs: list, targets: list[Pa
             continue
         tqdm.write(str(written_path))
         written += 1
-    if written < len(jobs):
-        raise IecastError(f"{len(jobs) - written} of {len(jobs)} results failed "
+    return finish(len(jobs), written, errors)
+
+
+def finish(jobs: int, written: int, errors: dict[Path, str]) -> int:
+    """0 when every result was written, else the summary line as the run's error."""
+    if written < jobs:
+        raise IecastError(f"{jobs - written} of {jobs} results failed "
                           f"({', '.join(p.name for p in errors)}); {written} written")
     return 0

@@ -26,6 +26,7 @@ from iecast import weights
 from iecast.inference.color import match_color_histogram, transfer_luminance
 from iecast.errors import IecastError, is_out_of_memory
 from iecast.hardware import native_bf16, resolve_device
+from iecast.inference import batch as batching
 from iecast.images import MAX_PIXELS, MAX_STYLE_PIXELS, MIN_SIDE, tensor_to_pil
 from iecast.models.network import StyleTransferNetwork
 from iecast.models.transform import QUERY_CHUNK
@@ -95,7 +96,7 @@ def _memory_errors(method):
             image = args[0] if args else kwargs.get("content", kwargs.get("style"))
             wanted = re.search(r"allocate (\d+) bytes", text)
             amount = f" ({int(wanted.group(1)) / 1e9:.1f} GB at once)" if wanted else ""
-            what = "content" if method.__name__ == "stylize" else "style"
+            what = "content" if method.__name__.startswith("stylize") else "style"
             raise IecastError(f"{input_label(image, what)}: not enough memory to process it{amount}; use a smaller "
                               f"content or style size, a smaller --tile, or a lower --max-pixels") from None
     return wrapper
@@ -260,6 +261,37 @@ class Stylizer:
             return out if content.dim() == 4 else out[0]
         return tensor_to_pil(out)
 
+    @_memory_errors
+    @torch.inference_mode()
+    def stylize_batch(self, contents: Sequence[torch.Tensor], style: ImageLike | PreparedStyle | Sequence[ImageLike | PreparedStyle],
+                      options: StylizeOptions | None = None, batch_size: int | None = None) -> list[torch.Tensor]:
+        """`stylize` for many contents with the same style(s), in batches where that helps; a list of (1, 3, H, W) tensors.
+
+        `contents` are (1, 3, H, W) or (3, H, W) tensors in [0, 1], already at their final size
+        (`options.content_size` is applied again, a no-op then). Styles are prepared once for all.
+        Contents of equal size run `batch_size` at a time (None: `default_batch_size` of the device)
+        in one forward, within the pixel limits of one image (see `iecast.inference.batch`); each gives
+        `stylize`'s result up to float rounding. Sizes that need tiles, colour preservation, or a
+        batch size of 1 go through `stylize`, one content at a time.
+        """
+        styles = list(style) if isinstance(style, (list, tuple)) else [style]
+        opts = (options or StylizeOptions()).checked(len(styles))
+        size = batching.default_batch_size(self.device) if batch_size is None else batch_size
+        for i, content in enumerate(contents):
+            check_min_side(content, f"content {i + 1}")
+            check_padded(f"content {i + 1}", *content.shape[-2:], opts.max_pixels)
+        if opts.preserve_color == "histogram":  # styles recoloured per content: nothing to share
+            return [self.stylize(c, styles, options=opts) for c in contents]
+        prepared = [self.prepare_style(s, opts.style_size, None, opts.max_pixels) for s in styles]
+        run_batch = lambda x: self.stylize_prepared(x, prepared, opts.alpha, opts.style_weights, None,  # noqa: E731
+                                                    opts.style_size, opts.tile)
+        run_one = lambda x: self.stylize(x, prepared, options=opts)  # noqa: E731
+        return batching.stylize_batch(run_batch, run_one, contents, opts, size)
+
+    def load_content(self, content: ImageLike, options: StylizeOptions | None = None) -> torch.Tensor:
+        """A content as the (N, 3, H, W) tensor `stylize` works on: read, resized to `content_size`, checked."""
+        return self._load_content(content, None, options or StylizeOptions())[0]
+
     def _load_content(self, content: ImageLike, masks: Sequence[ImageLike] | None,
                       opts: StylizeOptions) -> tuple[torch.Tensor, torch.Tensor | None]:
         label = input_label(content, "content")
@@ -277,7 +309,8 @@ class Stylizer:
                          identity_size: StyleSize = "auto", tile: int | str | None = "auto",
                          features_hook: Callable[[torch.Tensor], torch.Tensor] | None = None,
                          content_hook: Callable[[dict], dict] | None = None) -> torch.Tensor:
-        """The core pass on one (1, 3, H, W) content tensor with prepared styles; returns (1, 3, H, W) in [0, 1].
+        """The core pass on a (1, 3, H, W) content tensor (or N of one size: `stylize_batch`) with prepared styles;
+        returns (N, 3, H, W) in [0, 1].
 
         `masks` is (len(styles), 1, H, W) of 0/1. The content's own keys (for alpha < 1 and
         uncovered mask areas) come from the content downscaled so its shorter side is at most

@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from iecast.errors import IecastError
 from iecast.images import MAX_PIXELS, MIN_SIDE
+from iecast.inference.batch import batchable, default_batch_size
 from iecast.inference.color import transfer_luminance
 from iecast.inference.inputs import ImageLike, load_mask
 from iecast.inference.options import IecastWarning, StyleSize, StylizeOptions
@@ -36,7 +37,7 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
                   tile: int | str | None = "auto", fps: float | None = None, crf: int = 18,
                   frame_ext: str | None = None, progress: bool = True,
                   max_pixels: int | None = MAX_PIXELS, temporal: bool | float = False,
-                  options: StylizeOptions | None = None) -> Path:
+                  options: StylizeOptions | None = None, batch_size: int | None = None) -> Path:
     """Stylize every frame of a video file or frame folder into a video file or frame folder.
 
     `output` ending in .mp4/.mkv/.mov is a video (H.264, same frame rate, audio copied);
@@ -50,6 +51,8 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
     (see `iecast.inference.temporal`; needs OpenCV). A number in (0, 1) sets the previous frame's share
     of the content features (True: `iecast.inference.temporal.DEFAULT_STRENGTH`, 0.7). Off by default:
     every frame is then stylized on its own. `options` replaces the stylization keywords, as in `Stylizer.stylize`.
+    `batch_size` frames are stylized at once (`Stylizer.stylize_batch`; None: 1 on CPU, 4 on CUDA), except with
+    `temporal`, masks or colour preservation, which go frame by frame.
     A file that ends before the frames it declares gives an `IecastWarning` saying how many
     frames were decoded.
     """
@@ -60,25 +63,20 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
     output = Path(output)
     as_video, ext = _check_output(output, frame_ext)
     blender = _temporal_blender(temporal)
+    batch_size = _frame_batch(stylizer, batch_size, blender is not None or masks is not None, options)
     source_frames = _open_frames(source, fps, content_size, max_pixels)
-    writer, mask_maps = None, None
+    writer = None
     try:
         # histogram colour preservation takes the first frame's colours, so those styles wait for it
         prepared = None if options.preserve_color == "histogram" else _prepare(stylizer, styles, style_size, None, max_pixels)
         writer = _open_writer(output, as_video, ext, source_frames, crf)
+        items = _stylized_items(stylizer, source, source_frames, (styles, prepared), masks, options, blender, batch_size)
         with tqdm(total=source_frames.count, desc="video", unit="frame", disable=not progress or None) as bar:
-            for kind, item in source_frames.items():
+            for kind, item in items:
                 if kind == "audio":
                     writer.write_audio(item)
                     continue
-                frame = resize_shorter_side(item, content_size, max_pixels=max_pixels, label="frames")
-                if prepared is None:
-                    prepared = _prepare(stylizer, styles, style_size, frame, max_pixels)
-                if masks is not None and mask_maps is None:
-                    size = tuple(frame.shape[-2:])
-                    mask_maps = torch.cat([load_mask(m, size, f"mask {i + 1}") for i, m in enumerate(masks)])
-                out = _stylize_frame(stylizer, blender, source, frame, prepared, mask_maps, options)
-                writer.write_frame(out.cpu())
+                writer.write_frame(item.cpu())
                 bar.update(1)
         result, writer = writer.finish(), None  # finished: nothing left to abort
         return result
@@ -86,6 +84,53 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
         source_frames.close()
         if writer is not None:
             writer.abort()
+
+
+def _frame_batch(stylizer: Stylizer, batch_size: int | None, frame_by_frame: bool, options: StylizeOptions) -> int:
+    """Frames per batch: `batch_size` (None: the device's default), 1 for what goes frame by frame."""
+    if batch_size is not None and batch_size < 1:
+        raise IecastError(f"batch size must be at least 1 (got {batch_size})")
+    if frame_by_frame or not batchable(options):
+        return 1
+    return batch_size or default_batch_size(stylizer.device)
+
+
+def _stylized_items(stylizer: Stylizer, source, source_frames: FrameSource, styles: tuple[list, list | None], masks,
+                    options: StylizeOptions, blender: TemporalBlender | None,
+                    batch_size: int) -> Iterator[tuple[str, object]]:
+    """('frame', stylized (1, 3, H, W)) and ('audio', packet) in the source's order. `styles` is (the styles,
+    them prepared or None: prepared on the first frame, for histogram colours). With `batch_size` over 1,
+    frames (and the audio between them) wait until `batch_size` frames can be stylized in one batch."""
+    styles, prepared = styles
+    mask_maps, waiting = None, []
+    for kind, item in source_frames.items():
+        if kind == "frame":
+            item = resize_shorter_side(item, options.content_size, max_pixels=options.max_pixels, label="frames")
+        if batch_size > 1:
+            waiting.append((kind, item))
+            if sum(k == "frame" for k, _ in waiting) >= batch_size:
+                yield from _flush(stylizer, waiting, prepared, options, batch_size)
+            continue
+        if kind == "audio":
+            yield kind, item
+            continue
+        if prepared is None:
+            prepared = _prepare(stylizer, styles, options.style_size, item, options.max_pixels)
+        if masks is not None and mask_maps is None:
+            size = tuple(item.shape[-2:])
+            mask_maps = torch.cat([load_mask(m, size, f"mask {i + 1}") for i, m in enumerate(masks)])
+        yield "frame", _stylize_frame(stylizer, blender, source, item, prepared, mask_maps, options)
+    yield from _flush(stylizer, waiting, prepared, options, batch_size)
+
+
+def _flush(stylizer: Stylizer, waiting: list, prepared, options: StylizeOptions,
+           batch_size: int) -> Iterator[tuple[str, object]]:
+    """The waiting items in order, their frames stylized together (`Stylizer.stylize_batch`); empties `waiting`."""
+    frames = [item for kind, item in waiting if kind == "frame"]
+    outs = iter(stylizer.stylize_batch(frames, prepared, options, batch_size) if frames else [])
+    items = [(kind, next(outs) if kind == "frame" else item) for kind, item in waiting]
+    waiting.clear()
+    yield from items
 
 
 def _check_output(output: Path, frame_ext: str | None) -> tuple[bool, str]:
