@@ -246,7 +246,7 @@ def stylize_all(args: argparse.Namespace, stylizer, jobs: list, targets: list[Pa
                 stylizer.prepare_style(s, options.style_size, max_pixels=options.max_pixels)
         except IecastError as exc:
             failed(s, exc)
-    batch_size = getattr(args, "batch_size", None) or default_batch_size(stylizer.device)
+    batch_size = args.batch_size or default_batch_size(stylizer.device)
     if batch_size > 1 and not single and batchable(options, args.mask is not None):
         with tqdm(total=len(jobs), desc="stylize", unit="image", disable=args.quiet or None) as bar:
             work = [(content, job_styles, target) for (content, job_styles, _), target in zip(jobs, targets)]
