@@ -20,8 +20,8 @@ The first method is the reference: every other method also gets its paired diffe
 intervals overlap only because the pairs vary.
 
 Here: the run (`evaluate`) and video stability. Elsewhere in `iecast.evaluation`: the settings
-(`config`), the image sets and clips (`sets`), running and measuring one method (`runner`), the
-means, intervals and paired differences (`stats`).
+(`config`), the image sets and clips (`sets`), the per-pair metrics (`registry`), running and measuring
+one method (`runner`), the means, intervals and paired differences (`stats`).
 """
 from __future__ import annotations
 
@@ -39,12 +39,12 @@ from tqdm.auto import tqdm
 
 from iecast import __version__
 from iecast.errors import IecastError
-from iecast.evaluation import metrics, tradeoff
+from iecast.evaluation import metrics, registry, tradeoff
 from iecast.evaluation.config import EvalConfig
 from iecast.evaluation.judge import choose_judge
 from iecast.evaluation.methods import (OUTPUT_SEPARATOR, Method, MethodSpec, build_method, folder_outputs, parse_method,
                                       trained_encoder)
-from iecast.evaluation.report import METRIC_DESCRIPTIONS, REPORT_FORMAT, VIDEO_RATIOS, write_reports
+from iecast.evaluation.report import REPORT_FORMAT, VIDEO_RATIOS, write_reports
 from iecast.evaluation.runner import (InputFeatures, method_settings, read_json, relative_path, run_method,
                                       write_inputs)
 from iecast.evaluation.sets import frames_tensor, list_eval_images, load_frames, video_name
@@ -128,8 +128,7 @@ def evaluate(config: EvalConfig) -> dict:
         "settings": {"contents": str(config.contents), "styles": str(config.styles), "size": config.size,
                      "limit": config.limit, "encoder": judge["encoder"], "judge": judge, "alphas": alphas,
                      "perceptual": distance.describe(), "image_format": config.image_format, "device": config.device},
-        "metrics": {**METRIC_DESCRIPTIONS,
-                    f"{distance.name}_content": f"{distance.name} distance between output and content"},
+        "metrics": registry.descriptions(distance.name),
         "contents": _input_entries(contents, input_files["content"], out),
         "styles": _input_entries(styles, input_files["style"], out),
         "methods": method_reports,

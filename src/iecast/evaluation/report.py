@@ -8,17 +8,10 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
-from iecast.evaluation import metrics, tradeoff
+from iecast.evaluation import registry, tradeoff
 
 REPORT_FORMAT = "iecast-eval-report/3"
 HTML_VIDEO_FRAMES = 6
-LOWER_IS_BETTER = {"content_loss": True, "style_loss": True, "gram_style_loss": True, "ssim": False}
-METRIC_DESCRIPTIONS = {
-    "content_loss": "SPEC.md content loss: MSE of mean-variance-normalised relu4_1 + relu5_1 (output vs content)",
-    "style_loss": "SPEC.md style loss: channel mean + std MSE over relu1_1..relu5_1 (output vs style)",
-    "gram_style_loss": "Gatys et al. Gram-matrix MSE over relu1_1..relu5_1, Gram = F F^T / (H W) (output vs style)",
-    "ssim": "SSIM of grayscale output and content (scikit-image, Gaussian window sigma 1.5)",
-}
 VIDEO_RATIOS = ("ratio", "warping_ratio")  # per-clip stability measures, each a ratio to the raw clip's own value
 
 
@@ -70,7 +63,7 @@ REPORT_SCHEMA: dict = {
                 "alpha": {"oneOf": [{"type": "null"}, {"type": "number", "minimum": 0, "maximum": 1}]},
                 "pairs": {"type": "array", "minItems": 1, "items": {
                     "type": "object", "required": ["content", "style", "output", "metrics", "seconds"],
-                    "properties": {"metrics": {"type": "object", "required": list(METRIC_DESCRIPTIONS),
+                    "properties": {"metrics": {"type": "object", "required": registry.fixed_names(),
                                                "additionalProperties": {"type": "number"}},
                                    "seconds": _number_schema()}}},
                 "summary": {"type": "object", "additionalProperties": _summary_schema()},
@@ -104,12 +97,10 @@ def _metric_columns(report: dict) -> list[str]:
     return [k for k in report["methods"][0]["summary"] if k != "seconds"] + ["seconds"]
 
 
-def _arrow(name: str) -> str:
-    if name == "seconds":
-        return " ↓"
-    if name in LOWER_IS_BETTER:
-        return " ↓" if LOWER_IS_BETTER[name] else " ↑"
-    return " ↓" if name.endswith("_content") else ""
+def _arrow(name: str, report: dict) -> str:
+    """The arrow after a column's name (down: lower is better), from the metric registry; none when unknown."""
+    lower = {**registry.directions(report["settings"]["perceptual"]["name"]), "seconds": True}.get(name)
+    return "" if lower is None else " ↓" if lower else " ↑"
 
 
 def _video_rows(report: dict) -> list[tuple[str, list[list[str]]]]:
@@ -153,7 +144,7 @@ def _paired_rows(report: dict) -> list[list[str]]:
     columns = list(compared[0]["paired"]["summary"])
     video_keys = VIDEO_RATIOS if any(m["paired"]["video_summary"] for m in compared) else ()
     several = len({m["paired"]["against"] for m in compared}) > 1  # a sweep: each entry against its own reference
-    header = ["method", *(["minus"] if several else []), *(f"{c}{_arrow(c)}" for c in columns),
+    header = ["method", *(["minus"] if several else []), *(f"{c}{_arrow(c, report)}" for c in columns),
               *(f"video {k.replace('_', ' ')} ↓" for k in video_keys)]
     rows = [[m["label"], *([m["paired"]["against"]] if several else []),
              *(_fmt(m["paired"]["summary"][c], 3, signed=True) for c in columns),
@@ -212,7 +203,7 @@ def markdown_report(report: dict) -> str:
              f"encoder `{settings['encoder']}`; perceptual distance `{settings['perceptual']['name']}`. "
              f"Values are means ± 95% interval half-width over pairs. Made by iecast {report['iecast_version']} on {report['created']}.", "",
              f"Judge: {settings['judge']['reason']}.", "",
-             "| method | " + " | ".join(f"{c}{_arrow(c)}" for c in columns) + " |",
+             "| method | " + " | ".join(f"{c}{_arrow(c, report)}" for c in columns) + " |",
              "|---|" + "---|" * len(columns)]
     for m in report["methods"]:
         lines.append(f"| {m['label']} | " + " | ".join(_fmt(m["summary"][c]) for c in columns) + " |")
@@ -258,7 +249,7 @@ def html_report(report: dict) -> str:
              f"{esc(str(report['settings']['size']))} px; encoder <code>{esc(report['settings']['encoder'])}</code>; perceptual distance "
              f"<code>{esc(report['settings']['perceptual']['name'])}</code>. Means &plusmn; 95% interval half-width.</p>",
              f"<p>Judge: {_code_spans(report['settings']['judge']['reason'])}.</p>",
-             "<table><tr><th>method</th>" + "".join(f"<th>{esc(c + _arrow(c))}</th>" for c in columns) + "</tr>"]
+             "<table><tr><th>method</th>" + "".join(f"<th>{esc(c + _arrow(c, report))}</th>" for c in columns) + "</tr>"]
     for m in report["methods"]:
         parts.append(f"<tr><td>{esc(m['label'])}</td>" + "".join(f"<td>{esc(_fmt(m['summary'][c]))}</td>" for c in columns) + "</tr>")
     parts.append("</table>")

@@ -12,14 +12,13 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from iecast.evaluation import metrics
+from iecast.evaluation import registry
 from iecast.evaluation.config import EvalConfig
 from iecast.evaluation.methods import Method, output_name
+from iecast.evaluation.registry import InputFeatures
 from iecast.evaluation.report import write_text
 from iecast.evaluation.stats import mean_ci95
 from iecast.images import fit_within, load_image, pil_to_tensor, save_image, tensor_to_pil
-from iecast.models.vgg import VGGEncoder
-from iecast.training import losses
 
 
 def method_settings(method: Method, config: EvalConfig) -> dict:
@@ -36,44 +35,15 @@ def relative_path(path: Path, root: Path) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
 
 
-class InputFeatures:
-    """Encoder features and perceptual features of the inputs, computed once each."""
-
-    def __init__(self, encoder: VGGEncoder, distance: metrics.PerceptualDistance) -> None:
-        self.encoder, self.distance = encoder, distance
-        self.device = next(encoder.parameters()).device
-        self.cache: dict[tuple[str, str], object] = {}
-
-    def get(self, kind: str, name: str, image: torch.Tensor):
-        key = (kind, name)
-        if key not in self.cache:
-            with torch.no_grad():
-                if kind == "vgg":
-                    self.cache[key] = self.encoder(image.to(self.device))
-                elif kind == "gram":
-                    self.cache[key] = {t: metrics.gram_matrix(f) for t, f in self.get("vgg", name, image).items()}
-                else:
-                    self.cache[key] = self.distance.features(image)
-        return self.cache[key]
-
-
 @torch.no_grad()
 def pair_metrics(output: torch.Tensor, content: torch.Tensor, content_name: str, style: torch.Tensor, style_name: str,
                  feats: InputFeatures) -> dict[str, float]:
-    """Every per-pair number: losses against content/style, SSIM, perceptual distance to the content."""
+    """Every per-pair number, one per entry of `registry.PAIR_METRICS` in its order (losses against
+    content/style, SSIM, perceptual distance to the content), the output first resized to the content's size."""
     if output.shape[-2:] != content.shape[-2:]:
         output = F.interpolate(output, size=content.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
-    out_feats = feats.encoder(output.to(feats.device))
-    content_feats = feats.get("vgg", content_name, content)
-    style_feats = feats.get("vgg", style_name, style)
-    distance = feats.distance
-    return {
-        "content_loss": float(losses.content_loss(out_feats, content_feats)),
-        "style_loss": float(losses.style_loss(out_feats, style_feats)),
-        "gram_style_loss": float(metrics.gram_loss_from_features(out_feats, feats.get("gram", style_name, style))),
-        "ssim": metrics.ssim(output, content),
-        f"{distance.name}_content": float(distance.distance(distance.features(output), feats.get("perc", content_name, content))[0]),
-    }
+    pair = registry.Pair(output, content, content_name, style, style_name, feats)
+    return {m.column(feats.distance.name): m.compute(pair) for m in registry.PAIR_METRICS.values()}
 
 
 def read_json(path: Path) -> dict:

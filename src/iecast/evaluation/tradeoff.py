@@ -26,6 +26,8 @@ from iecast.errors import IecastError
 
 PLOT_FILE = "tradeoff.png"
 KNOBS = {"iecast": "alpha", "official": "alpha", "stlite": "strength"}  # method kind -> name of its knob
+# Names in `iecast.evaluation.registry.PAIR_METRICS` with fixed roles here: the curve's axes (content loss against
+# style loss) and the other value compared at equal style loss (SSIM); a new registry entry does not join them.
 CURVE_METRICS = ("content_loss", "style_loss", "ssim")
 
 
