@@ -40,7 +40,7 @@ def _read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
 def _fresh(encoder: str) -> tuple[IEContraASTModel, MultiScaleDiscriminator]:
     config = build_config(PRESET, overrides={"content": ["x"], "style": ["y"], "encoder": encoder})
-    return IEContraASTModel(load_encoder(config.encoder), config.transform, config.loss_weights()), MultiScaleDiscriminator()
+    return IEContraASTModel(load_encoder(config.encoder), config.transform, config.losses), MultiScaleDiscriminator()
 
 
 def test_the_folder_holds_only_the_training_state():

@@ -11,6 +11,7 @@ import pytest
 from iecast import IecastError
 from iecast.cli import main
 from iecast.training.config import FLOAT_RULES, INT_RANGES, PRESETS, TrainConfig, build_config, parse_override
+from iecast.training.losses import LossWeights
 
 DATA = {"content": ["x"], "style": ["y"]}
 
@@ -71,6 +72,7 @@ def test_out_of_range_numbers_are_one_line_errors(name, value, expected):
 def test_every_numeric_field_has_a_rule_and_the_presets_pass():
     ints = {f.name for f in dataclasses.fields(TrainConfig) if f.type == "int"}
     floats = {f.name for f in dataclasses.fields(TrainConfig) if f.type == "float"}
+    floats |= {f"losses.{f.name}" for f in dataclasses.fields(LossWeights)}  # the nested loss weights
     assert ints == set(INT_RANGES) and floats == set(FLOAT_RULES)
     for preset in PRESETS:
         build_config(preset, overrides=DATA)
