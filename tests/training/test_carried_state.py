@@ -7,6 +7,7 @@ up with `--init-from default --init-training-state <that file>`. Superseded stat
 are in git history only (docs/training/README.md, "Superseded states")."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -17,10 +18,11 @@ from safetensors.torch import save_file
 
 from iecast import weights
 from iecast.cli import main as cli_main
-from iecast.training.config import build_config
+from iecast.training.config import TrainConfig, apply_settings, build_config, nest_loss_weights
 from iecast.errors import IecastError
 from iecast.models.discriminator import MultiScaleDiscriminator
 from iecast.training.checkpoints import find_training_state, warm_start
+from iecast.training.losses import LossWeights
 from iecast.training.model import IEContraASTModel
 from iecast.weights import load_encoder, read_stylizer
 
@@ -40,7 +42,7 @@ def _read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
 def _fresh(encoder: str) -> tuple[IEContraASTModel, MultiScaleDiscriminator]:
     config = build_config(PRESET, overrides={"content": ["x"], "style": ["y"], "encoder": encoder})
-    return IEContraASTModel(load_encoder(config.encoder), config.transform, config.loss_weights()), MultiScaleDiscriminator()
+    return IEContraASTModel(load_encoder(config.encoder), config.transform, config.losses), MultiScaleDiscriminator()
 
 
 def test_the_folder_holds_only_the_training_state():
@@ -64,6 +66,16 @@ def test_training_state_matches_the_packaged_default():
     assert f"-> {trained['iterations_trained']}" in card and f"--preset {PRESET}" in card
     assert f"encoder={meta['encoder']}" in card
     assert "--init-from default --init-training-state checkpoints/iecontraast-vgg16-rms/iecast.train.safetensors" in card
+
+
+def test_the_defaults_header_config_with_flat_loss_weights_still_loads():
+    """The packaged default was trained before the loss weights were nested: its header keeps
+    `loss_content`, ... keys, which map to `losses` (and the release's weights, which it used)."""
+    header = json.loads(read_stylizer(weights.PRETRAINED["default"].path())[1]["config"])
+    settings = {k: v for k, v in header.items() if k != "iterations_trained"}
+    config = apply_settings(TrainConfig(), settings, "the default's header").validate()
+    assert config.losses == LossWeights() and (config.h, config.crop) == (H, CROP)
+    assert nest_loss_weights(header, "header")[0]["losses"] == dataclasses.asdict(LossWeights())
 
 
 def test_warm_start_from_the_default_restores_every_part():

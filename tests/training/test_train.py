@@ -169,7 +169,7 @@ def test_config_errors_are_one_line(tmp_path, data):
     good = tmp_path / "good.yaml"
     good.write_text("train:\n  h: 3\n  crop: 128\n  content: [a]\n  style: [b]\n")
     config = build_config("paper", good, dict([parse_override("loss_adversarial=0"), parse_override("channels_last=true")]))
-    assert (config.h, config.crop, config.loss_adversarial, config.channels_last, config.resize) == (3, 128, 0.0, True, 512)
+    assert (config.h, config.crop, config.losses.adversarial, config.channels_last, config.resize) == (3, 128, 0.0, True, 512)
 
 
 def test_data_errors_and_odd_images(tmp_path):

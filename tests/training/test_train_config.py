@@ -11,6 +11,7 @@ import pytest
 from iecast import IecastError
 from iecast.cli import main
 from iecast.training.config import FLOAT_RULES, INT_RANGES, PRESETS, TrainConfig, build_config, parse_override
+from iecast.training.losses import LossWeights
 
 DATA = {"content": ["x"], "style": ["y"]}
 
@@ -37,6 +38,8 @@ BAD_NUMBERS = [
     ("loss_contrastive_content", -0.3, "loss_contrastive_content must be >= 0"),
     ("loss_contrastive_style", math.nan, "loss_contrastive_style must be a finite number"),
     ("loss_adversarial", -5.0, "loss_adversarial must be >= 0"),
+    ("losses.content", -1.0, "losses.content must be >= 0"),  # named as the user spelled it
+    ("losses.adversarial", math.inf, "losses.adversarial must be a finite number"),
     ("iterations", 0, "iterations must be >= 1"),
     ("h", 1, "h must be >= 2"),
     ("h", 100_000, "h must be <= 4096"),
@@ -71,6 +74,7 @@ def test_out_of_range_numbers_are_one_line_errors(name, value, expected):
 def test_every_numeric_field_has_a_rule_and_the_presets_pass():
     ints = {f.name for f in dataclasses.fields(TrainConfig) if f.type == "int"}
     floats = {f.name for f in dataclasses.fields(TrainConfig) if f.type == "float"}
+    floats |= {f"losses.{f.name}" for f in dataclasses.fields(LossWeights)}  # the nested loss weights
     assert ints == set(INT_RANGES) and floats == set(FLOAT_RULES)
     for preset in PRESETS:
         build_config(preset, overrides=DATA)
@@ -87,6 +91,8 @@ def test_validate_catches_values_set_in_code():
         bad.validate()
     with pytest.raises(IecastError, match="h must be an integer"):
         dataclasses.replace(TrainConfig(**DATA), h=2.5).validate()
+    with pytest.raises(IecastError, match="losses.content must be >= 0"):
+        dataclasses.replace(TrainConfig(**DATA), losses=LossWeights(content=-1.0)).validate()
 
 
 def test_config_file_values_are_checked(tmp_path):
@@ -102,7 +108,7 @@ def test_config_file_values_are_checked(tmp_path):
 
 
 @pytest.mark.parametrize("override", ["lr=nan", "lr=-0.001", "d_lr=NaN", "temperature=0", "d_beta1=1", "loss_style=-1",
-                                      "seed=-1", "workers=-2"])
+                                      "losses.style=-1", "losses.content=abc", "seed=-1", "workers=-2"])
 def test_cli_bad_numbers_are_one_line_exit_1(tmp_path, capsys, override):
     out = tmp_path / "run"
     code = main(["train", "--preset", "cpu-small", "--content", str(tmp_path), "--style", str(tmp_path),
@@ -112,6 +118,50 @@ def test_cli_bad_numbers_are_one_line_exit_1(tmp_path, capsys, override):
     assert code == 1 and len(lines) == 1 and lines[0].startswith("iecast: error: "), err
     assert parse_override(override)[0] in lines[0]
     assert not out.exists()  # nothing was created
+
+
+# ----------------------------------------------------------------------------- nested loss weights
+
+def test_loss_weights_nested_or_flat_give_equal_configs(tmp_path):
+    """One field, `losses`: `losses.content=10` and the older `loss_content=10`, on the command line
+    or in a file (a [losses] table, a YAML mapping, flat keys), all set the same weight."""
+    assert TrainConfig().losses == LossWeights() and TrainConfig().to_dict()["losses"] == dataclasses.asdict(LossWeights())
+    assert not [k for k in TrainConfig().to_dict() if k.startswith("loss_")]
+    expected = dataclasses.replace(build_config("cpu-small", overrides=DATA),
+                                   losses=LossWeights(content=10.0, adversarial=0.0))
+    spellings = [["loss_content=10", "loss_adversarial=0"], ["losses.content=10", "losses.adversarial=0"],
+                 ["loss_content=10", "losses.adversarial=0"], ['losses={"content": 10, "adversarial": 0}']]
+    for texts in spellings:
+        assert build_config("cpu-small", overrides={**DATA, **dict(map(parse_override, texts))}) == expected, texts
+    files = {"nested.toml": "[train]\nh = 2\n[train.losses]\ncontent = 10\nadversarial = 0\n",
+             "top.toml": "h = 2\n[losses]\ncontent = 10\nadversarial = 0\n",
+             "flat.toml": "loss_content = 10\nloss_adversarial = 0\n",
+             "nested.yaml": "losses:\n  content: 10\n  adversarial: 0\n",
+             "flat.yaml": "train:\n  loss_content: 10\n  loss_adversarial: 0.0\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        assert build_config("cpu-small", tmp_path / name, DATA) == expected, name
+    # a later source overrides an earlier one whichever spelling each uses
+    assert build_config("cpu-small", tmp_path / "flat.toml", {**DATA, "losses.content": 2}).losses.content == 2.0
+    assert build_config("cpu-small", tmp_path / "nested.yaml", {**DATA, "loss_content": 3}).losses.content == 3.0
+
+
+def test_a_loss_weight_given_twice_is_one_line_error(tmp_path, capsys):
+    with pytest.raises(IecastError) as err:
+        build_config("cpu-small", overrides={**DATA, "loss_content": 10, "losses.content": 2})
+    assert "loss weight content is given twice (loss_content and losses.content)" in one_line(err)
+    path = tmp_path / "both.toml"
+    path.write_text("loss_style = 2\n[losses]\nstyle = 3\n")
+    with pytest.raises(IecastError) as err:
+        build_config("cpu-small", path, DATA)
+    assert one_line(err).startswith(f"{path}: the loss weight style is given twice")
+    for bad, words in ((["losses.gram=1"], "unknown setting 'losses.gram'"), (["loss_gram=1"], "unknown setting 'loss_gram'"),
+                       (["losses=3"], "losses must be a table of loss weights"),
+                       (["loss_adversarial=1", "losses.adversarial=1"], "given twice")):
+        code = main(["train", "--preset", "cpu-small", "--content", str(tmp_path), "--style", str(tmp_path),
+                     "--out", str(tmp_path / "run"), *bad])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 1 and len(lines) == 1 and words in lines[0], lines
 
 
 # ----------------------------------------------------------------------------- precision auto

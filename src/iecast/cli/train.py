@@ -10,8 +10,9 @@ from iecast.training.config import build_config, parse_override
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train or fine-tune a model",
                        description="Settings: defaults (the release), then --preset, then --config, then the flags "
-                                   "below, then KEY=VALUE overrides (any TrainConfig field).")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. h=4 crop=128 loss_adversarial=0")
+                                   "below, then KEY=VALUE overrides (any TrainConfig field; a loss weight "
+                                   "as losses.NAME, or the older loss_NAME).")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. h=4 crop=128 losses.adversarial=0")
     p.add_argument("--preset", choices=["paper", "cpu-small"], help="start from a preset")
     p.add_argument("--config", help="TOML, YAML or JSON file of settings")
     p.add_argument("--content", nargs="+", help="content folders or list files")

@@ -16,6 +16,7 @@ from safetensors.torch import save_file
 
 from iecast.errors import IecastError
 from iecast.models import Decoder, build_transform
+from iecast.training.config import nest_loss_weights
 from iecast.training.model import IEContraASTModel
 from iecast.weights import load_into, publish, read_safetensors, read_stylizer, resolve_stylizer_path, save_stylizer
 
@@ -110,7 +111,9 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, fp16: bool = Fals
     load_into(holder.decoder, state["decoder"], checkpoint, "decoder")
     load_into(holder.transform, state["transform"], checkpoint, "transform")
     dtype = torch.float16 if fp16 else torch.float32
-    config = {**config, "iterations_trained": state.get("base_iterations", 0) + state["iteration"]}
+    # the header records the loss weights nested, also for a checkpoint written with flat loss_* keys
+    config = {**nest_loss_weights(config, str(checkpoint))[0],
+              "iterations_trained": state.get("base_iterations", 0) + state["iteration"]}
     out = save_stylizer(out, holder, state["encoder"], config, dtype=dtype)
     if with_training_state:
         extra = {f"{part}.{k}": v.to(dtype).contiguous() for part in ("discriminator", "style_head", "content_head")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import tomllib
@@ -39,14 +40,9 @@ class TrainConfig:
     d_beta2: float = 0.999
     temperature: float = 0.2
     decoder_init: str = "default"  # "default" (PyTorch's, as the release) or "kaiming" (Decoder.init_kaiming)
-    # the loss weights default to the release's, declared once in LossWeights
-    loss_content: float = LossWeights.content
-    loss_style: float = LossWeights.style
-    loss_identity_pixel: float = LossWeights.identity_pixel
-    loss_identity_feature: float = LossWeights.identity_feature
-    loss_contrastive_content: float = LossWeights.contrastive_content
-    loss_contrastive_style: float = LossWeights.contrastive_style
-    loss_adversarial: float = LossWeights.adversarial
+    # the loss weights, nested (`losses.content=10`, a [losses] table; the flat `loss_content=10` of
+    # older configs and checkpoints maps here); their defaults, the release's, are declared once in LossWeights
+    losses: LossWeights = field(default_factory=LossWeights)
     precision: str = "32-true"  # "auto" (bf16-mixed where bf16 is native, else 32-true), "32-true", "bf16-mixed", "16-mixed"
     channels_last: bool = False
     accelerator: str = "auto"
@@ -66,16 +62,10 @@ class TrainConfig:
     init_training_state: str | None = None
     resume: str | None = None  # "auto" (newest valid checkpoint in out_dir) or a checkpoint path
 
-    def loss_weights(self) -> LossWeights:
-        return LossWeights(
-            content=self.loss_content, style=self.loss_style, identity_pixel=self.loss_identity_pixel,
-            identity_feature=self.loss_identity_feature, contrastive_content=self.loss_contrastive_content,
-            contrastive_style=self.loss_contrastive_style, adversarial=self.loss_adversarial,
-        )
-
-    def validate(self) -> "TrainConfig":
-        """Raise a one-line IecastError for settings that cannot train."""
-        self._validate_numbers()
+    def validate(self, spellings: dict[str, str] | None = None) -> "TrainConfig":
+        """Raise a one-line IecastError for settings that cannot train. `spellings` maps a setting's
+        name ("losses.content") to the key the user gave it as ("loss_content"), for the messages."""
+        self._validate_numbers(spellings or {})
         if self.h < 2:
             raise IecastError(f"h must be >= 2 (every output needs a positive sharing its style and its content); got {self.h}")
         if self.transform not in TRANSFORMS:
@@ -86,7 +76,7 @@ class TrainConfig:
             raise IecastError(f"resize_mode must be 'square' or 'shorter-side'; got {self.resize_mode!r}")
         if self.crop < 32 or self.crop % 16:
             raise IecastError(f"crop must be a multiple of 16 and >= 32; got {self.crop}")
-        if self.loss_adversarial and self.crop < 128:
+        if self.losses.adversarial and self.crop < 128:
             raise IecastError(f"crop must be >= 128 with the adversarial loss (its coarsest scale needs 2x2 features); got {self.crop}")
         if self.resize < self.crop:
             raise IecastError(f"resize ({self.resize}) must be >= crop ({self.crop})")
@@ -98,7 +88,7 @@ class TrainConfig:
             raise IecastError("training needs content and style data: set content=[...] and style=[...] (folders or list files)")
         return self
 
-    def _validate_numbers(self) -> None:
+    def _validate_numbers(self, spellings: dict[str, str]) -> None:
         """Every numeric setting within its range: finite, the right sign, integers within bounds."""
         for name, (low, high) in INT_RANGES.items():
             value = getattr(self, name)
@@ -108,8 +98,9 @@ class TrainConfig:
                 raise IecastError(f"{name} must be >= {low}; got {value}")
             if high is not None and value > high:
                 raise IecastError(f"{name} must be <= {high}; got {value}")
-        for name, rule in FLOAT_RULES.items():
-            value = getattr(self, name)
+        for setting, rule in FLOAT_RULES.items():
+            value = functools.reduce(getattr, setting.split("."), self)  # "losses.content": self.losses.content
+            name = spellings.get(setting, setting)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise IecastError(f"{name} must be a finite number; got {value!r}")
             if rule == ">=0" and value < 0:
@@ -136,9 +127,11 @@ INT_RANGES: dict[str, tuple[int, int | None]] = {
 # temperature divides the similarities, so it must be positive
 FLOAT_RULES: dict[str, str] = {
     "lr": ">=0", "lr_decay": ">=0", "d_lr": ">=0", "d_beta1": "[0,1)", "d_beta2": "[0,1)", "temperature": ">0",
-    "loss_content": ">=0", "loss_style": ">=0", "loss_identity_pixel": ">=0", "loss_identity_feature": ">=0",
-    "loss_contrastive_content": ">=0", "loss_contrastive_style": ">=0", "loss_adversarial": ">=0",
+    **{f"losses.{f.name}": ">=0" for f in dataclasses.fields(LossWeights)},
 }
+
+# the flat keys of configs and checkpoints written before the loss weights were nested
+FLAT_LOSS_KEYS: dict[str, str] = {f"loss_{f.name}": f.name for f in dataclasses.fields(LossWeights)}
 
 PRESETS: dict[str, dict] = {
     # Exactly the release: batch 12 (h=6), 512 resize + 256 crop, fp32, 160k iterations.
@@ -160,9 +153,9 @@ def _field_types() -> dict[str, typing.Any]:
     return typing.get_type_hints(TrainConfig)
 
 
-def _coerce(name: str, value: typing.Any, source: str) -> typing.Any:
-    """Check/convert `value` to the declared type of field `name`."""
-    hint = _field_types()[name]
+def _coerce(name: str, value: typing.Any, source: str, hint: typing.Any = None) -> typing.Any:
+    """Check/convert `value` to `hint`, by default the declared type of field `name`."""
+    hint = hint or _field_types()[name]
     args = typing.get_args(hint)
     optional = type(None) in args
     base = next((a for a in args if a is not type(None)), hint) if optional or isinstance(hint, types.UnionType) else hint
@@ -201,17 +194,60 @@ def _coerce(name: str, value: typing.Any, source: str) -> typing.Any:
     raise IecastError(f"{source}: {name} must be {getattr(base, '__name__', base)}, got {value!r}")
 
 
-def apply_settings(config: TrainConfig, settings: dict, source: str) -> TrainConfig:
-    """Return a copy of `config` with `settings` applied; unknown keys and wrong types are errors."""
+def nest_loss_weights(settings: dict, source: str) -> tuple[dict, dict[str, str]]:
+    """`settings` with every loss weight in one "losses" table: the flat `loss_content` keys (older
+    configs and checkpoints), the dotted `losses.content` overrides and a `losses` table (or a
+    LossWeights) all map to {"content": ...}. Returns it and how each weight was spelled
+    ({"losses.content": "loss_content"}); a weight given twice in one source is an error."""
+    out, losses, spelled = {}, {}, {}
+
+    def put(name: str, value: typing.Any, key: str) -> None:
+        if name not in LossWeights.__dataclass_fields__:
+            raise IecastError(f"{source}: unknown setting {key!r}")
+        if name in losses:
+            raise IecastError(f"{source}: the loss weight {name} is given twice ({spelled['losses.' + name]} and {key}); "
+                              "give it once")
+        losses[name], spelled[f"losses.{name}"] = value, key
+
+    for key, value in settings.items():
+        if key == "losses":
+            table = dataclasses.asdict(value) if isinstance(value, LossWeights) else value
+            if not isinstance(table, dict):
+                raise IecastError(f"{source}: losses must be a table of loss weights (e.g. content = 1.0), got {value!r}")
+            for name, weight in table.items():
+                put(str(name), weight, f"losses.{name}")
+        elif key.startswith("losses."):
+            put(key[len("losses."):], value, key)
+        elif key in FLAT_LOSS_KEYS:
+            put(FLAT_LOSS_KEYS[key], value, key)
+        else:
+            out[key] = value
+    if losses:
+        out["losses"] = losses
+    return out, spelled
+
+
+def apply_settings(config: TrainConfig, settings: dict, source: str,
+                   spellings: dict[str, str] | None = None) -> TrainConfig:
+    """Return a copy of `config` with `settings` applied; unknown keys and wrong types are errors.
+    Loss weights may be nested or flat (`nest_loss_weights`); `spellings`, if given, records how."""
+    settings, spelled = nest_loss_weights(settings, source)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     for key in settings:
         if key not in known:
             raise IecastError(f"{source}: unknown setting {key!r}")
-    return dataclasses.replace(config, **{k: _coerce(k, v, source) for k, v in settings.items()})
+    changes = {k: _coerce(k, v, source) for k, v in settings.items() if k != "losses"}
+    if "losses" in settings:
+        changes["losses"] = dataclasses.replace(config.losses, **{
+            name: _coerce(spelled[f"losses.{name}"], v, source, float) for name, v in settings["losses"].items()})
+    if spellings is not None:
+        spellings.update(spelled)
+    return dataclasses.replace(config, **changes)
 
 
 def read_config_file(path: str | Path) -> dict:
-    """Settings from a .toml, .yaml/.yml or .json file (flat keys, or a [train] table)."""
+    """Settings from a .toml, .yaml/.yml or .json file (flat keys, or a [train] table; loss weights
+    in a [losses] table or as flat loss_* keys)."""
     path = Path(path)
     if not path.is_file():
         raise IecastError(f"{path}: no such config file")
@@ -250,13 +286,13 @@ def parse_override(text: str) -> tuple[str, typing.Any]:
 
 def build_config(preset: str | None = None, file: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
     """Defaults, then a preset, then a config file, then overrides; validated."""
-    config = TrainConfig()
+    config, spellings = TrainConfig(), {}
     if preset is not None:
         if preset not in PRESETS:
             raise IecastError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-        config = apply_settings(config, PRESETS[preset], f"preset {preset}")
+        config = apply_settings(config, PRESETS[preset], f"preset {preset}", spellings)
     if file is not None:
-        config = apply_settings(config, read_config_file(file), str(file))
+        config = apply_settings(config, read_config_file(file), str(file), spellings)
     if overrides:
-        config = apply_settings(config, overrides, "command line")
-    return config.validate()
+        config = apply_settings(config, overrides, "command line", spellings)
+    return config.validate(spellings)

@@ -135,7 +135,7 @@ def precision_note(requested: str, resolved: str, device_type: str) -> str:
 
 def run_loss_weights(config: TrainConfig) -> LossWeights:
     """The config's loss weights; the AdaIN baseline trains with style + content loss only."""
-    weights = config.loss_weights()
+    weights = config.losses
     if config.transform == "adain":
         weights = LossWeights(content=weights.content, style=weights.style, identity_pixel=0, identity_feature=0,
                               contrastive_content=0, contrastive_style=0, adversarial=0)
