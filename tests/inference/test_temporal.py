@@ -215,3 +215,21 @@ def load_style(path: Path) -> torch.Tensor:
     from iecast.inference.stylizer import load_as_tensor
 
     return load_as_tensor(path)
+
+
+def test_temporal_frames_get_a_lower_pixel_limit(tmp_path, stylizer, style):
+    """The carried features and flow cost memory: with --temporal a frame may have TEMPORAL_PIXEL_SHARE
+    of max_pixels; the same clip runs per frame, and is refused with --temporal, without output."""
+    from iecast.inference.temporal import TEMPORAL_PIXEL_SHARE, temporal_pixel_limit
+    from iecast.inference.video import stylize_video
+
+    assert temporal_pixel_limit(20_000_000) == 3840 * 2160 and temporal_pixel_limit(None) is None
+    source = write_frames(tmp_path / "pan", panning(2))
+    limit = 6000  # frames of 48x64 = 3072 pixels: within 6000, over 6000 * 0.41
+    assert limit * TEMPORAL_PIXEL_SHARE < HEIGHT * WIDTH <= limit
+    stylize_video(stylizer, source, style, tmp_path / "plain", style_size=32, progress=False, max_pixels=limit)
+    assert len(list((tmp_path / "plain").iterdir())) == 2
+    with pytest.raises(IecastError, match=r"frames: 64x48 .* over the --temporal limit \(41% of --max-pixels") as info:
+        stylize_video(stylizer, source, style, tmp_path / "carried", style_size=32, progress=False,
+                      max_pixels=limit, temporal=True)
+    assert "\n" not in str(info.value) and not (tmp_path / "carried").exists()

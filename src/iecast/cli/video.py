@@ -51,7 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temporal", type=float, nargs="?", const=True, default=False, metavar="STRENGTH",
                    help="keep adjacent frames consistent: blend each frame's content features with the previous "
                         "frame's, warped by optical flow where it is reliable (needs OpenCV; off by default). "
-                        "STRENGTH in (0, 1) is the previous frame's share of the content features (default 0.7)")
+                        "STRENGTH in (0, 1) is the previous frame's share of the content features (default 0.7). "
+                        "Frames may have 41%% of --max-pixels (8.3 MP, 4K UHD, by default)")
     p.add_argument("--batch-size", type=int, metavar="N",
                    help="stylize N frames in one pass; meant for GPUs (default: 1 on CPU, where batches measured slower; "
                         "4 on CUDA); same results up to float rounding. --temporal, --mask and --preserve-color go frame by frame")

@@ -37,6 +37,14 @@ from iecast.inference.resize import MIN_PADDED_SIDE as MIN_PADDED, PAD_MULTIPLE 
 DEFAULT_STRENGTH = 0.7  # share of the warped previous content features at fully reliable positions
 MAX_MISMATCH = 24 / 255  # a reliable pixel's match in the previous raw frame differs by at most this (luma)
 MIN_RELIABLE = 0.5  # below this reliable fraction of the frame, it is a scene cut: nothing is carried over
+# The carried features and flow cost about 0.6 GB more at 20 MP: a frame may have this share of the
+# pixel limit, 8.3 MP (4K UHD) at the default 20 MP, which keeps a run within 4 GB (docs/performance.md)
+TEMPORAL_PIXEL_SHARE = 3840 * 2160 / 20_000_000
+
+
+def temporal_pixel_limit(max_pixels: int | None) -> int | None:
+    """The largest frame (pixels) `--temporal` accepts under `max_pixels` (None: no limit)."""
+    return None if max_pixels is None else int(max_pixels * TEMPORAL_PIXEL_SHARE)
 
 
 def _cv2():

@@ -8,6 +8,7 @@ are in `iecast.inference.video_io`).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from pathlib import Path
@@ -24,7 +25,7 @@ from iecast.inference.inputs import ImageLike, load_mask
 from iecast.inference.options import IecastWarning, StyleSize, StylizeOptions
 from iecast.inference.resize import check_padded, check_resize, resize_shorter_side
 from iecast.inference.stylizer import PreparedStyle, Stylizer
-from iecast.inference.temporal import DEFAULT_STRENGTH, TemporalBlender
+from iecast.inference.temporal import DEFAULT_STRENGTH, TEMPORAL_PIXEL_SHARE, TemporalBlender, temporal_pixel_limit
 from iecast.inference.video_io import (FRAME_EXTENSIONS, VIDEO_OUTPUT_EXTENSIONS, FolderWriter, FrameSource,
                                        VideoWriter, remove_partial_frames)
 
@@ -59,12 +60,15 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike,
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     options = (options or StylizeOptions(alpha, style_weights, preserve_color, content_size, style_size, tile, max_pixels))
     options = options.checked(len(styles), None if masks is None else len(masks))
-    content_size, style_size, max_pixels = options.content_size, options.style_size, options.max_pixels
     output = Path(output)
     as_video, ext = _check_output(output, frame_ext)
     blender = _temporal_blender(temporal)
+    file_limit = options.max_pixels
+    if blender is not None:  # the carried frame costs memory: a lower pixel limit
+        options = dataclasses.replace(options, max_pixels=temporal_pixel_limit(options.max_pixels))
+    content_size, style_size, max_pixels = options.content_size, options.style_size, options.max_pixels
     batch_size = _frame_batch(stylizer, batch_size, blender is not None or masks is not None, options)
-    source_frames = _open_frames(source, fps, content_size, max_pixels)
+    source_frames = _open_frames(source, fps, content_size, file_limit, max_pixels if blender else None)
     writer = None
     try:
         # histogram colour preservation takes the first frame's colours, so those styles wait for it
@@ -104,6 +108,8 @@ def _stylized_items(stylizer: Stylizer, source, source_frames: FrameSource, styl
     styles, prepared = styles
     mask_maps, waiting = None, []
     for kind, item in source_frames.items():
+        if kind == "frame" and blender is not None:
+            _check_temporal_frame(*item.shape[-2:], options.content_size, options.max_pixels)
         if kind == "frame":
             item = resize_shorter_side(item, options.content_size, max_pixels=options.max_pixels, label="frames")
         if batch_size > 1:
@@ -162,12 +168,23 @@ def _temporal_blender(temporal: bool | float) -> TemporalBlender | None:
     return TemporalBlender(content_weight=strength)
 
 
-def _open_frames(source, fps: float | None, content_size: int | None, max_pixels: int | None) -> FrameSource:
-    """The source's frames, opened and (when the file states their size) checked against the limits."""
+def _check_temporal_frame(height: int, width: int, content_size: int | None, limit: int | None) -> None:
+    """A frame over `--temporal`'s lower pixel limit (`temporal_pixel_limit`) is refused, saying why."""
+    check_resize("frames", height, width, content_size, limit,
+                 limit=f"--temporal limit ({TEMPORAL_PIXEL_SHARE:.0%} of --max-pixels, as it keeps the previous "
+                       "frame's features)", hint="use --content-size, or raise --max-pixels")
+
+
+def _open_frames(source, fps: float | None, content_size: int | None, max_pixels: int | None,
+                 temporal_limit: int | None = None) -> FrameSource:
+    """The source's frames, opened and checked against the limits, `--temporal`'s too (`temporal_limit`;
+    frame folders: their first frame here, every frame as it is stylized)."""
     frames = FrameSource(source, fps, max_pixels)
     try:
         if frames.size is not None:
             check_resize("frames", frames.size[1], frames.size[0], content_size, max_pixels)
+        if frames.size is not None and temporal_limit is not None:
+            _check_temporal_frame(frames.size[1], frames.size[0], content_size, temporal_limit)
     except BaseException:
         frames.close()
         raise
