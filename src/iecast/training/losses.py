@@ -105,7 +105,7 @@ def content_contrastive_loss(content_embeddings: torch.Tensor, h: int, temperatu
     return contrastive_loss(content_embeddings, content_ids, style_ids, temperature)
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: Fabric copies the config (which holds one) into spawned processes
 class LossWeights:
     """Weights of the generator's loss terms; the defaults are the release's."""
 
