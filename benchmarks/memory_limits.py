@@ -57,7 +57,13 @@ def gradient_image(width: int, height: int, path: Path) -> None:
 def run_one(content: Path, precision: str, as_limit: int | None, out_dir: Path, extra: list[str]) -> dict:
     cli = ["stylize", "-c", str(content), "-s", str(STYLE), "-o", str(out_dir / f"out_{precision}{content.suffix}"),
            "--precision", precision, "--quiet", *extra]
-    command = ["/usr/bin/time", "-v", sys.executable, "-c", PEAK_WRAPPER, *cli]
+    return measure([sys.executable, "-c", PEAK_WRAPPER, *cli], as_limit)
+
+
+def measure(command: list[str], as_limit: int | None) -> dict:
+    """Run `command` (which prints `VmPeak N` on stderr) under /usr/bin/time -v and, with `as_limit`,
+    prlimit --as; its exit status, peak RSS and address space (GB), seconds and last `iecast` line."""
+    command = ["/usr/bin/time", "-v", *command]
     if as_limit:
         command = ["prlimit", f"--as={as_limit}", *command]
     proc = subprocess.run(command, capture_output=True, text=True)

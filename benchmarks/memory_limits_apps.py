@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from PIL import Image
 
-from memory_limits import STYLE, cpu_flags, gradient_image
+from memory_limits import STYLE, cpu_flags, gradient_image, measure
 
 REPORT_PEAK = ("import re, sys\n"
                "def report_peak():\n"
@@ -83,18 +81,7 @@ def run_case(mode: str, source: Path, out: Path, as_limit: int | None) -> dict:
     else:
         command = [sys.executable, "-c", VIDEO, "video", str(source), "-s", str(STYLE), "-o", str(out), "--quiet"]
         command += ["--temporal"] if mode == "video-temporal" else []
-    command = ["/usr/bin/time", "-v", *command]
-    if as_limit:
-        command = ["prlimit", f"--as={as_limit}", *command]
-    proc = subprocess.run(command, capture_output=True, text=True)
-    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
-    vm_peak = re.search(r"^VmPeak (\d+)", proc.stderr, re.M)
-    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", proc.stderr)
-    seconds = sum(float(p) * 60 ** i for i, p in enumerate(reversed(wall.group(1).split(":")))) if wall else float("nan")
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("iecast")]
-    return {"rc": proc.returncode, "rss_gb": int(rss.group(1)) * 1024 / 1e9 if rss else float("nan"),
-            "vm_gb": int(vm_peak.group(1)) * 1024 / 1e9 if vm_peak else float("nan"),
-            "seconds": seconds, "message": lines[-1] if lines else proc.stderr.strip().splitlines()[-1:]}
+    return measure(command, as_limit)
 
 
 def main() -> None:
