@@ -322,3 +322,19 @@ def test_precision_auto_trains_in_bf16_mixed_where_native_and_records_it(data, t
     train(dataclasses.replace(config, out_dir=str(tmp_path / "fp32"), iterations=1, checkpoint_every=1))
     assert "iecast: training precision 32-true (auto: no native bf16 on cpu" in capsys.readouterr().err
     assert json.loads((tmp_path / "fp32" / "config.json").read_text())["precision"] == "32-true"
+
+
+def test_reconstruction_first_trains_only_the_identity_terms_and_leaves_d_alone(data, tmp_path):
+    """For the first `reconstruction_first` iterations the generator's loss is the two identity
+    terms alone and the discriminator does not step; then every term comes back."""
+    train(tiny_config(data, tmp_path / "run", iterations=3, checkpoint_every=1, reconstruction_first=2))
+    lines = [json.loads(l) for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    terms = {l["iteration"]: l for l in lines if "total" in l}
+    for it in (1, 2):
+        expected = 50.0 * terms[it]["identity_pixel"] + terms[it]["identity_feature"]
+        assert terms[it]["total"] == pytest.approx(expected, rel=1e-5)
+        assert "discriminator" not in terms[it] and "adversarial" not in terms[it]
+    assert "discriminator" in terms[3] and terms[3]["total"] > 50.0 * terms[3]["identity_pixel"] + terms[3]["identity_feature"]
+    d1, d2, d3 = (read_checkpoint(tmp_path / "run" / "checkpoints" / f"ckpt_{i:08d}.pt")["discriminator"] for i in (1, 2, 3))
+    assert all(torch.equal(d1[k], d2[k]) for k in d1)
+    assert any(not torch.equal(d2[k], d3[k]) for k in d2)

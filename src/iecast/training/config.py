@@ -35,6 +35,7 @@ class TrainConfig:
     lr: float = 1e-4
     lr_decay: float = 5e-5  # lr = lr / (1 + lr_decay * iteration), both optimisers; a warm start's iterations count
     lr_warmup: int = 0  # iterations of linear lr warm-up at the start of a run (a warm start's Adam moments start empty)
+    reconstruction_first: int = 0  # iterations at a run's start that train only the identity (reconstruction) terms
     d_lr: float = 1e-4
     d_beta1: float = 0.5
     d_beta2: float = 0.999
@@ -118,7 +119,7 @@ TRAIN_PRECISIONS = ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-tru
 
 # (lowest, highest or None) of each integer setting; h, crop and resize have further rules in validate()
 INT_RANGES: dict[str, tuple[int, int | None]] = {
-    "iterations": (1, None), "lr_warmup": (0, None), "h": (2, 4096), "resize": (32, 16384), "crop": (32, 16384),
+    "iterations": (1, None), "lr_warmup": (0, None), "reconstruction_first": (0, None), "h": (2, 4096), "resize": (32, 16384), "crop": (32, 16384),
     "devices": (1, None), "num_nodes": (1, None), "workers": (0, 1024), "seed": (0, 2**63 - 1),
     "checkpoint_every": (1, None), "keep_checkpoints": (1, None), "log_every": (1, None), "image_every": (1, None),
 }

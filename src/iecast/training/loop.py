@@ -30,7 +30,7 @@ from iecast.training.checkpoints import (CHECKPOINT_FORMAT, TRAINED_PARTS, check
                                          warm_start)
 from iecast.training.config import TrainConfig
 from iecast.training.data import PairStream, check_images, list_images, make_loader
-from iecast.training.losses import LossWeights, total_generator_loss
+from iecast.training.losses import LossWeights, reconstruction_weights, total_generator_loss
 from iecast.training.model import IEContraASTModel, adversarial_term, discriminator_step
 from iecast.training.runlog import RunLog
 from iecast.weights import load_encoder
@@ -267,7 +267,7 @@ def _train_step(fabric, parts: _Parts, weights: LossWeights, c: torch.Tensor, s:
     Returns (stylizations, loss terms, total generator loss, discriminator loss or None)."""
     cs, terms = parts.model_f(c, s)
     d_loss = None
-    if parts.disc_f is not None:
+    if parts.disc_f is not None and weights.adversarial:  # a reconstruction phase leaves D as it is
         d_loss = discriminator_step(parts.disc_f, parts.d_opt_f, s, cs, fabric.backward,
                                     lambda loss: check({"discriminator": loss}))
         with fabric.autocast():  # the unwrapped D: DDP must not expect gradients for it here
@@ -351,7 +351,8 @@ def _loop(fabric, config: TrainConfig, out_dir: Path, parts: _Parts, weights: Lo
             lr_scale = _set_learning_rates(config, parts, iteration)
             c = fabric.to_device(c).contiguous(memory_format=memory)
             s = fabric.to_device(s).contiguous(memory_format=memory)
-            cs, terms, total, d_loss = _train_step(fabric, parts, weights, c, s,
+            step_weights = reconstruction_weights(weights) if iteration < config.reconstruction_first else weights
+            cs, terms, total, d_loss = _train_step(fabric, parts, step_weights, c, s,
                                                    lambda values: _check_finite(iteration, values, last_ckpt))
 
             done = iteration + 1

@@ -1,7 +1,7 @@
 """IEContraAST losses as plain functions (SPEC.md, the release's form and weights)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -116,6 +116,12 @@ class LossWeights:
     contrastive_content: float = 0.3
     contrastive_style: float = 0.3
     adversarial: float = 5.0
+
+
+def reconstruction_weights(weights: LossWeights) -> LossWeights:
+    """`weights` with every term but the two identity (reconstruction) terms set to 0."""
+    kept = {"identity_pixel", "identity_feature"}
+    return replace(weights, **{f.name: 0.0 for f in fields(weights) if f.name not in kept})
 
 
 def total_generator_loss(terms: dict[str, torch.Tensor], weights: LossWeights = LossWeights()) -> torch.Tensor:
