@@ -13,8 +13,8 @@ from tqdm.auto import tqdm
 
 from iecast import weights
 from iecast.errors import IecastError
-from iecast.images import MAX_PIXELS, MAX_STYLE_PIXELS, MIN_SIDE, WriteError, check_writable, megapixels, save_image
-from iecast.cli.stylize_batched import stylize_in_batches
+from iecast.images import MAX_PIXELS, MAX_STYLE_PIXELS, MIN_SIDE, WriteError, check_writable, megapixels
+from iecast.cli.stylize_batched import stylize_in_batches, write_result
 from iecast.inference.batch import batchable, default_batch_size
 from iecast.inference.color import PRESERVE_COLOR_MODES
 from iecast.inference.inputs import expand_images
@@ -258,14 +258,9 @@ def stylize_all(args: argparse.Namespace, stylizer, jobs: list, targets: list[Pa
                                                 disable=args.quiet or None):
         if content in errors or any(s not in ready for s in job_styles):
             continue
-        try:
-            result = stylizer.stylize(content, [ready[s] for s in job_styles], masks=args.mask, options=options)
-            written_path = save_image(result, target)
-        except IecastError as exc:
-            failed(content, exc)
-            continue
-        tqdm.write(str(written_path))
-        written += 1
+        def make(content=content, job_styles=job_styles):
+            return stylizer.stylize(content, [ready[s] for s in job_styles], masks=args.mask, options=options)
+        written += write_result(content, target, make, failed, lambda path: tqdm.write(str(path)))
     return finish(len(jobs), written, errors)
 
 

@@ -65,13 +65,22 @@ def _run_group(stylizer, items: list, styles: list, options: StylizeOptions, bat
         results = [None] * len(items)
     written = 0
     for (content, tensor, target), result in zip(items, results):
-        try:
+        def make(tensor=tensor, result=result):
             if result is None:  # the batch failed: this content alone, so its own error is the one reported
                 result = stylizer.stylize(tensor, styles, options=options)
-            path = save_image(tensor_to_pil(result), target)
-        except IecastError as exc:
-            failed(content, exc)
-            continue
-        report(path)
-        written += 1
+            return tensor_to_pil(result)
+        written += write_result(content, target, make, failed, report)
     return written
+
+
+def write_result(content: Path, target: Path, make: Callable[[], object], failed: Failed,
+                 report: Callable[[Path], None]) -> int:
+    """Saves the image `make()` returns to `target` and reports it: 1, or 0 when making or
+    writing it failed (the error goes to `failed` under `content`)."""
+    try:
+        path = save_image(make(), target)
+    except IecastError as exc:
+        failed(content, exc)
+        return 0
+    report(path)
+    return 1
