@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from iecast.models.functional import upsample_reflect_conv3x3
+from iecast.models.functional import pad, upsample_reflect_conv3x3
 
 # (in, out) per 3x3 conv; "up" is nearest x2 upsampling. The last conv has no ReLU.
 DECODER_PLAN = (
@@ -47,6 +47,8 @@ class Decoder(nn.Module):
                 x = upsample_reflect_conv3x3(x, conv.weight, conv.bias)
             elif isinstance(layer, nn.ReLU):
                 x = torch.relu_(x)  # in place: x is always a convolution's fresh output
+            elif isinstance(layer, nn.ReflectionPad2d):
+                x = pad(x, layer.padding, "reflect")
             else:
                 x = layer(x)
         return x

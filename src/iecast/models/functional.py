@@ -33,6 +33,16 @@ def adaptive_instance_norm(content: torch.Tensor, style: torch.Tensor) -> torch.
     return mean_variance_norm(content) * style_std + style_mean
 
 
+def pad(x: torch.Tensor, padding: tuple[int, ...], mode: str) -> torch.Tensor:
+    """`F.pad` in `x`'s own dtype. CPU autocast runs padding in fp32, so a bf16 input would be
+    widened and the next convolution narrow it back (two copies each way, gradients included);
+    padding only moves values, so keeping the dtype gives the same result."""
+    if torch.is_autocast_enabled(x.device.type):
+        with torch.autocast(x.device.type, enabled=False):
+            return F.pad(x, padding, mode=mode)
+    return F.pad(x, padding, mode=mode)
+
+
 def _fold_taps(kernel: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The 3 taps of `kernel` along `dim`, as the 2 taps each output phase of a nearest-2x
     upsampled input reads: phase 0 sees (k0, k1 + k2), phase 1 sees (k0 + k1, k2)."""
@@ -51,7 +61,7 @@ def upsample_reflect_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.
     Equal to the three-step form up to float rounding, gradients included.
     """
     n, _, height, width = x.shape
-    phases = [[F.conv2d(F.pad(x, (1 - b, b, 1 - a, a), mode="replicate"), kernel, bias)  # rows i+a-1+{0,1}, cols j+b-1+{0,1}
+    phases = [[F.conv2d(pad(x, (1 - b, b, 1 - a, a), "replicate"), kernel, bias)  # rows i+a-1+{0,1}, cols j+b-1+{0,1}
                for b, kernel in enumerate(_fold_taps(rows, 3))] for a, rows in enumerate(_fold_taps(weight, 2))]
     if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         # interleave in (n, i, a, j, b, channels) order: one copy, and the output stays channels_last

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from iecast.models.functional import adaptive_instance_norm, mean_std, mean_variance_norm
+from iecast.models.functional import adaptive_instance_norm, mean_std, mean_variance_norm, pad
 
 TRANSFORM_TAPS = ("relu4_1", "relu5_1")  # the encoder taps any transform reads (training encodes these)
 QUERY_CHUNK = 16384  # content positions attended at once at inference: bounds the transform's memory
@@ -175,7 +175,7 @@ class SANetTransform(FeatureTransform):
 
     def head(self, mixed: torch.Tensor) -> torch.Tensor:
         mixed = mixed.to(self.merge_conv.weight.dtype)  # mix blends in fp32; fp16/bf16 weights need their dtype
-        return self.merge_conv(F.pad(mixed, (1, 1, 1, 1), mode="reflect"))
+        return self.merge_conv(pad(mixed, (1, 1, 1, 1), "reflect"))
 
 
 @register_transform

@@ -8,6 +8,7 @@ from torch import nn
 import torch.nn.functional as F
 
 import iecast
+from iecast.models.functional import pad
 
 TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 TAP_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512, "relu5_1": 512}
@@ -69,7 +70,7 @@ class VGGEncoder(nn.Module):
 
     def _conv(self, name: str, x: torch.Tensor) -> torch.Tensor:
         mode = "reflect" if self.padding == "reflect" else "constant"
-        return F.relu(self.convs[name](F.pad(x, (1, 1, 1, 1), mode=mode)), inplace=True)  # the conv's fresh output
+        return F.relu(self.convs[name](pad(x, (1, 1, 1, 1), mode)), inplace=True)  # the conv's fresh output
 
     def forward(self, x: torch.Tensor, last: str = "relu5_1", taps: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
         """Return {tap: features} for relu1_1 up to `last` (inclusive), or only `taps` (then

@@ -35,6 +35,9 @@ from iecast.training.model import IEContraASTModel, adversarial_term, discrimina
 from iecast.training.runlog import RunLog
 from iecast.weights import load_encoder
 
+# the mixed precisions and the dtype their autocast computes convolutions in
+HALF_MIXED = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+
 
 @dataclass
 class TrainResult:
@@ -192,6 +195,8 @@ def _build_parts(fabric, config: TrainConfig, weights: LossWeights, resume_state
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
         discriminator = discriminator.to(memory_format=torch.channels_last) if discriminator else None
+    if config.precision in HALF_MIXED:  # autocast would re-cast the frozen weights every call (it caches trainable ones only)
+        model.encoder.to(HALF_MIXED[config.precision])
     g_opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     d_opt = torch.optim.Adam(discriminator.parameters(), lr=config.d_lr, betas=(config.d_beta1, config.d_beta2)) if discriminator else None
     return _Parts(model, discriminator, g_opt, d_opt, base_iterations)

@@ -12,9 +12,18 @@ from iecast.models.vgg import TAPS
 Features = dict[str, torch.Tensor]
 
 
+def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """`F.mse_loss(a, b)`, taken over channels_last maps as their NHWC views: the same pairs of
+    elements, but F.mse_loss runs channels_last inputs on a slow strided path and returns an NCHW
+    gradient that every later gradient op must convert (2-3x slower forward and backward)."""
+    if a.dim() == 4 and not a.is_contiguous() and a.is_contiguous(memory_format=torch.channels_last):
+        a, b = a.permute(0, 2, 3, 1), b.permute(0, 2, 3, 1)
+    return F.mse_loss(a, b)
+
+
 def content_loss(output_feats: Features, content_feats: Features, taps: tuple[str, ...] = ("relu4_1", "relu5_1")) -> torch.Tensor:
     """MSE between mean-variance-normalised features at relu4_1 and relu5_1."""
-    return sum(F.mse_loss(mean_variance_norm(output_feats[t]), mean_variance_norm(content_feats[t])) for t in taps)
+    return sum(mse(mean_variance_norm(output_feats[t]), mean_variance_norm(content_feats[t])) for t in taps)
 
 
 def style_loss(output_feats: Features, style_feats: Features, taps: tuple[str, ...] = TAPS) -> torch.Tensor:
@@ -23,19 +32,19 @@ def style_loss(output_feats: Features, style_feats: Features, taps: tuple[str, .
     for t in taps:
         out_mean, out_std = mean_std(output_feats[t])
         sty_mean, sty_std = mean_std(style_feats[t])
-        total = total + F.mse_loss(out_mean, sty_mean) + F.mse_loss(out_std, sty_std)
+        total = total + mse(out_mean, sty_mean) + mse(out_std, sty_std)
     return total
 
 
 def identity_pixel_loss(id_content: torch.Tensor, content: torch.Tensor, id_style: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
     """L_id1 = MSE(D(T(c, c)), c) + MSE(D(T(s, s)), s)."""
-    return F.mse_loss(id_content, content) + F.mse_loss(id_style, style)
+    return mse(id_content, content) + mse(id_style, style)
 
 
 def identity_feature_loss(id_content_feats: Features, content_feats: Features, id_style_feats: Features,
                           style_feats: Features, taps: tuple[str, ...] = TAPS) -> torch.Tensor:
     """L_id2 = sum over taps of MSE(phi(I_cc), phi(c)) + MSE(phi(I_ss), phi(s))."""
-    return sum(F.mse_loss(id_content_feats[t], content_feats[t]) + F.mse_loss(id_style_feats[t], style_feats[t]) for t in taps)
+    return sum(mse(id_content_feats[t], content_feats[t]) + mse(id_style_feats[t], style_feats[t]) for t in taps)
 
 
 def lsgan_loss(scores: list[torch.Tensor], target: float) -> torch.Tensor:
