@@ -17,6 +17,12 @@ the same code, so `--rounds N` runs every variant N times, interleaved, and repo
 best round (and every round's time).
 
     python benchmarks/train_step_benchmark.py --sizes 128 256 --steps 3 --rounds 3
+
+`--sources A B` runs the iecast variants from each source tree in turn (interleaved), to compare
+the trainer's step across commits:
+
+    git archive COMMIT src | tar -x -C /tmp/before
+    python benchmarks/train_step_benchmark.py --sizes 128 --h 2 --variants iecast-bf16-cl --sources /tmp/before .
 """
 from __future__ import annotations
 
@@ -70,6 +76,18 @@ def release_step(model, discriminator, contents, styles):
     return cs, terms
 
 
+def trainer_parts(size: int, h: int, bf16: bool) -> tuple:
+    """The model, discriminator and optimizers exactly as `iecast train --preset cpu-small` builds them."""
+    from iecast.training.config import build_config
+    from iecast.training.loop import _build_parts
+
+    config = build_config("cpu-small", overrides={
+        "content": ["-"], "style": ["-"], "h": h, "crop": size, "resize": size,
+        "precision": "bf16-mixed" if bf16 else "32-true", "channels_last": bf16, "seed": 0})
+    parts = _build_parts(None, config, config.losses, None)
+    return parts.model, parts.discriminator, parts.g_opt, parts.d_opt
+
+
 def run_variant(variant: str, size: int, h: int, steps: int) -> dict:
     """Time `steps` full iterations (D step + G step) after one warm-up; count one step's FLOPs."""
     import torch
@@ -82,13 +100,15 @@ def run_variant(variant: str, size: int, h: int, steps: int) -> dict:
 
     torch.manual_seed(0)
     weights = LossWeights()
-    model = IEContraASTModel(load_encoder(DEFAULT_ENCODER), "sanet", weights)
-    disc = MultiScaleDiscriminator()
     bf16 = variant == "iecast-bf16-cl"
     memory = torch.channels_last if bf16 else torch.contiguous_format
-    model, disc = model.to(memory_format=memory), disc.to(memory_format=memory)
-    g_opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], 1e-4)
-    d_opt = torch.optim.Adam(disc.parameters(), 1e-4, betas=(0.5, 0.999))
+    if variant.startswith("release"):
+        model = IEContraASTModel(load_encoder(DEFAULT_ENCODER), "sanet", weights)
+        disc = MultiScaleDiscriminator()
+        g_opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], 1e-4)
+        d_opt = torch.optim.Adam(disc.parameters(), 1e-4, betas=(0.5, 0.999))
+    else:  # built as the trainer builds them (layout, and the frozen encoder's dtype under mixed precision)
+        model, disc, g_opt, d_opt = trainer_parts(size, h, bf16)
     contents = torch.rand(h, 3, size, size).contiguous(memory_format=memory)
     styles = torch.rand(h, 3, size, size).contiguous(memory_format=memory)
 
@@ -168,6 +188,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1,
                         help="run every variant this many times, interleaved, and keep each one's best round")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--sources", nargs="+", metavar="DIR",
+                        help="source trees (each with src/) to run the iecast variants from, interleaved: "
+                             "compares the trainer's step across commits (git archive COMMIT src | tar -x -C DIR)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -179,10 +202,12 @@ def main() -> None:
             print(json.dumps(run_variant(variant, int(size), args.h, args.steps)))
         return
 
-    def child(spec: str, variant: str = "") -> dict:
+    def child(spec: str, variant: str = "", source: str | None = None) -> dict:
         env = dict(os.environ)
         if variant.startswith("iecast") and Path(TCMALLOC).exists():
             env["LD_PRELOAD"] = TCMALLOC
+        if source:
+            env["PYTHONPATH"] = str(Path(source, "src").resolve())
         out = subprocess.run([sys.executable, __file__, "--child", spec, "--h", str(args.h), "--steps", str(args.steps),
                               "--variants", *args.variants],
                              env=env, check=True, capture_output=True, text=True).stdout
@@ -191,18 +216,21 @@ def main() -> None:
     peak = child("peak:0")
     print(f"matmul peak (2048^3, best of 10): fp32 {peak['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.1f} GFLOP/s")
     print(f"batch {2 * args.h} (h={args.h}); tcmalloc for iecast variants: {Path(TCMALLOC).exists()}")
-    print(f"{'size':>5} {'variant':<20} {'s/iter':>8} {'GFLOP/iter':>11} {'GFLOP/s':>8} {'% peak':>7} {'speed-up':>8}"
+    print(f"{'size':>5} {'variant':<30} {'s/iter':>8} {'GFLOP/iter':>11} {'GFLOP/s':>8} {'% peak':>7} {'speed-up':>8}"
           f"  per round (s/iter)")
+    runs = [(v, None) for v in args.variants if not (args.sources and v.startswith("iecast"))]
+    runs += [(v, src) for v in args.variants if args.sources and v.startswith("iecast") for src in args.sources]
+    labels = {(v, src): f"{v}@{Path(src).resolve().name}" if src else v for v, src in runs}
     for size in args.sizes:
-        rounds = [{v: child(f"{v}:{size}", v) for v in args.variants} for _ in range(args.rounds)]
-        best = {v: min((r[v] for r in rounds), key=lambda r: r["seconds"]) for v in args.variants}
+        rounds = [{labels[v, src]: child(f"{v}:{size}", v, src) for v, src in runs} for _ in range(args.rounds)]
+        best = {label: min((r[label] for r in rounds), key=lambda r: r["seconds"]) for label in labels.values()}
         base = best.get("release-fp32-nchw", {}).get("seconds")
         for v, r in best.items():
             rate = r["flops"] / r["seconds"]
             p = peak["bf16"] if "bf16" in v else peak["fp32"]
             speedup = f"{base / r['seconds']:.2f}x" if base else "-"
             each = " ".join(f"{one[v]['seconds']:.2f}" for one in rounds)
-            print(f"{size:>5} {v:<20} {r['seconds']:>8.2f} {r['flops'] / 1e9:>11.1f} {rate / 1e9:>8.1f} {100 * rate / p:>6.1f}% {speedup:>8}"
+            print(f"{size:>5} {v:<30} {r['seconds']:>8.2f} {r['flops'] / 1e9:>11.1f} {rate / 1e9:>8.1f} {100 * rate / p:>6.1f}% {speedup:>8}"
                   f"  {each}")
 
 

@@ -39,14 +39,18 @@ class Decoder(nn.Module):
         """The same function as `self.layers(x)`, the release's op-by-op order, except that each
         upsample -> pad -> conv runs at the lower resolution (`upsample_reflect_conv3x3`): a
         quarter of the decoder's multiply-adds saved, in training and inference alike."""
-        layers = iter(self.layers)
-        for layer in layers:
-            if isinstance(layer, nn.Upsample):
-                next(layers)  # the ReflectionPad2d(1), folded into the fused convolution
-                conv = next(layers)
-                x = upsample_reflect_conv3x3(x, conv.weight, conv.bias)
+        layers = list(self.layers)
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            i += 1
+            if isinstance(layer, nn.Upsample):  # with the pad and conv after it, fused; and the ReLU after those
+                conv = layers[i + 1]
+                relu = i + 2 < len(layers) and isinstance(layers[i + 2], nn.ReLU)
+                x = upsample_reflect_conv3x3(x, conv.weight, conv.bias, relu=relu)
+                i += 3 if relu else 2
             elif isinstance(layer, nn.ReLU):
-                x = torch.relu_(x)  # in place: x is always a convolution's fresh output
+                x = torch.relu_(x)  # in place: x is a convolution's fresh output, not a view
             elif isinstance(layer, nn.ReflectionPad2d):
                 x = pad(x, layer.padding, "reflect")
             else:

@@ -50,7 +50,8 @@ def _fold_taps(kernel: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tens
     return torch.stack([k0, k1 + k2], dim), torch.stack([k0 + k1, k2], dim)
 
 
-def upsample_reflect_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def upsample_reflect_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                             relu: bool = False) -> torch.Tensor:
     """`conv2d(pad(upsample_nearest_2x(x), 1, "reflect"), weight, bias)` in 4/9 of the multiply-adds.
 
     Output pixel (2i+a, 2j+b) of a 3x3 convolution over a nearest-2x upsampled image reads a
@@ -58,11 +59,15 @@ def upsample_reflect_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.
     replicate-padding the original by 1. So each of the four phases (a, b) is a 2x2 convolution
     of the input, replicate-padded on the sides that phase reads past, with folded taps; the
     phases interleave into the output.
-    Equal to the three-step form up to float rounding, gradients included.
+    Equal to the three-step form up to float rounding, gradients included. `relu=True` applies
+    a ReLU to each phase in place before the interleave: the output may be a view, and a later
+    in-place ReLU on a view would make autograd copy the whole buffer in backward.
     """
     n, _, height, width = x.shape
     phases = [[F.conv2d(pad(x, (1 - b, b, 1 - a, a), "replicate"), kernel, bias)  # rows i+a-1+{0,1}, cols j+b-1+{0,1}
                for b, kernel in enumerate(_fold_taps(rows, 3))] for a, rows in enumerate(_fold_taps(weight, 2))]
+    if relu:
+        phases = [[torch.relu_(p) for p in row] for row in phases]  # each a convolution's fresh output
     if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         # interleave in (n, i, a, j, b, channels) order: one copy, and the output stays channels_last
         out = torch.stack([torch.stack([p.permute(0, 2, 3, 1) for p in row], 3) for row in phases], 2)
