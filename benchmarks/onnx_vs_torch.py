@@ -39,7 +39,6 @@ def random_stylizer():
 
     torch.manual_seed(0)
     network = StyleTransferNetwork(load_encoder(DEFAULT_ENCODER), build_transform("sanet")).eval()
-    network.encoder_id = DEFAULT_ENCODER
     return Stylizer(network)
 
 

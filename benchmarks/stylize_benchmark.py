@@ -53,7 +53,6 @@ def random_network():
 
     torch.manual_seed(0)
     network = StyleTransferNetwork(load_encoder(DEFAULT_ENCODER), SANetTransform()).eval()
-    network.encoder_id = DEFAULT_ENCODER
     return network
 
 
