@@ -7,6 +7,7 @@ default encoder, a square random content of each size and a 512x512 style:
   scaled_dot_product_attention in chunks of content positions, encoder/decoder in the default
   tiles (`tile="auto"`), inference mode) but no pixel limit, so 8192 px runs. `ours reuse` is
   the time per further content when the style was prepared once (a folder of photos or video frames with one style).
+  It runs as the `iecast` command does, with `iecast.hardware.keep_freed_memory()`.
 - `release`: the release's structure, written here: fp32, NCHW, torch.no_grad, the encoder
   chained like its enc_1..enc_5 slices, the attention materialising softmax(F^T G) with bmm,
   the decoder's upsample -> pad -> conv at full resolution (ours runs them at the lower one,
@@ -177,6 +178,7 @@ def peer_runner(content: torch.Tensor, style: torch.Tensor):
 def worker(variant: str, size: int, warmup: bool, reuse: bool, device: str, precision: str = "auto") -> dict:
     """One variant at one size. On a GPU: inputs already on it, three warm-up calls, the
     median of ten timed ones, and peak memory as the allocator's high-water mark."""
+    from iecast.hardware import keep_freed_memory
     from iecast.inference.stylizer import Stylizer
 
     device = torch.device(device)
@@ -193,6 +195,7 @@ def worker(variant: str, size: int, warmup: bool, reuse: bool, device: str, prec
         result["precision"] = "onnx"
         run = peer_runner(content.cpu(), style.cpu())
     else:
+        keep_freed_memory()  # as the `iecast` command does
         stylizer = Stylizer(network, device=device, precision=precision)
         result["precision"] = str(stylizer.dtype).replace("torch.", "")
         run = lambda: stylizer.stylize(content, style, max_pixels=None)  # noqa: E731
@@ -289,8 +292,13 @@ def main() -> None:
     where = torch.cuda.get_device_name(0) if device.type == "cuda" else cpu_flags()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}, load average "
           f"{os.getloadavg()[0]:.1f}; style {STYLE_SIZE}x{STYLE_SIZE}; ours at precision {args.precision}", flush=True)
-    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    peaks = {name: matmul_peak(dtype, device) for name, dtype in dtypes.items() if name != "float16" or device.type == "cuda"}
+    # The release runs in fp32, ours in the requested precision: only those peaks (a bf16 matmul
+    # without native kernels takes minutes).
+    from iecast.inference.stylizer import resolve_precision
+
+    ours = resolve_precision(args.precision, device)
+    dtypes = {str(dtype).removeprefix("torch."): dtype for dtype in (torch.float32, ours)}
+    peaks = {name: matmul_peak(dtype, device) for name, dtype in dtypes.items()}
     variants = ["ours", "release"] + ([] if args.no_peer or not peer_available() else ["peer"])
     rows = [(size, *measure_size(size, variants, args)) for size in args.sizes]
     for name, dtype in dtypes.items():  # the peak again at the end: keep the better of the two readings

@@ -13,6 +13,7 @@ import sys
 
 from iecast import __version__
 from iecast.errors import IecastError
+from iecast.hardware import keep_freed_memory
 
 SUBCOMMANDS = ("stylize", "video", "train", "export", "serve", "eval", "eval_video", "survey")
 
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # each image or frame reuses the last one's memory instead of faulting it in again
     try:
         return int(args.func(args) or 0)
     except IecastError as exc:
