@@ -7,7 +7,7 @@ default encoder, a square random content of each size and a 512x512 style:
   scaled_dot_product_attention in chunks of content positions, encoder/decoder in the default
   tiles (`tile="auto"`), inference mode) but no pixel limit, so 8192 px runs. `ours reuse` is
   the time per further content when the style was prepared once (a folder of photos or video frames with one style).
-  It runs as the `iecast` command does, with `iecast.hardware.keep_freed_memory()`.
+  With $IECAST_KEEP_FREED_MB set, it keeps freed memory as `iecast` then does (`keep_freed_memory`).
 - `release`: the release's structure, written here: fp32, NCHW, torch.no_grad, the encoder
   chained like its enc_1..enc_5 slices, the attention materialising softmax(F^T G) with bmm,
   the decoder's upsample -> pad -> conv at full resolution (ours runs them at the lower one,
@@ -178,7 +178,7 @@ def peer_runner(content: torch.Tensor, style: torch.Tensor):
 def worker(variant: str, size: int, warmup: bool, reuse: bool, device: str, precision: str = "auto") -> dict:
     """One variant at one size. On a GPU: inputs already on it, three warm-up calls, the
     median of ten timed ones, and peak memory as the allocator's high-water mark."""
-    from iecast.hardware import keep_freed_memory
+    from iecast.hardware import keep_freed_mb_requested, keep_freed_memory
     from iecast.inference.stylizer import Stylizer
 
     device = torch.device(device)
@@ -195,7 +195,8 @@ def worker(variant: str, size: int, warmup: bool, reuse: bool, device: str, prec
         result["precision"] = "onnx"
         run = peer_runner(content.cpu(), style.cpu())
     else:
-        keep_freed_memory()  # as the `iecast` command does
+        if keep_freed_mb_requested() is not None:  # as `iecast stylize` does
+            keep_freed_memory()
         stylizer = Stylizer(network, device=device, precision=precision)
         result["precision"] = str(stylizer.dtype).replace("torch.", "")
         run = lambda: stylizer.stylize(content, style, max_pixels=None)  # noqa: E731

@@ -51,3 +51,13 @@ def test_freed_memory_is_reused_only_when_asked():
 def test_zero_turns_it_off(monkeypatch):
     monkeypatch.setenv(KEEP_FREED_ENV, "0")
     assert keep_freed_memory() is False  # returns before touching the allocator
+
+
+def test_a_bad_setting_is_one_line(monkeypatch, capsys, tmp_path):
+    from iecast.cli import main
+
+    monkeypatch.setenv(KEEP_FREED_ENV, "lots")
+    assert main(["export", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "out.safetensors")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and KEEP_FREED_ENV in err[0]
+    assert not (tmp_path / "out.safetensors").exists()

@@ -63,21 +63,32 @@ def resolve_device(device: torch.device | str | None = "auto") -> torch.device:
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)
-KEEP_FREED_ENV = "IECAST_KEEP_FREED_MB"  # blocks up to this many MB are kept for reuse; 0 turns it off
-KEEP_FREED_MB = 128  # covers every tensor of a 512x512 call; larger blocks are mapped and returned as before
+KEEP_FREED_ENV = "IECAST_KEEP_FREED_MB"  # keep blocks up to this many MB for reuse in every command; 0: none
+KEEP_FREED_MB = 72  # covers every tensor of a 512x512 fp32 call (64 MiB); larger ones are mapped and returned as before
+
+
+def keep_freed_mb_requested() -> int | None:
+    """$IECAST_KEEP_FREED_MB as a number of MB, or None where it is not set."""
+    text = os.environ.get(KEEP_FREED_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise IecastError(f"{KEEP_FREED_ENV} must be a whole number of MB (0 turns it off); got {text!r}")
+    return int(text)
 
 
 def keep_freed_memory(limit_mb: int | None = None) -> bool:
-    """Ask glibc's malloc to serve blocks up to `limit_mb` (default: $IECAST_KEEP_FREED_MB or
+    """Ask glibc's malloc to serve blocks up to `limit_mb` (default: $IECAST_KEEP_FREED_MB, else
     KEEP_FREED_MB) from its heap and keep what is freed for the next call, instead of mapping fresh
     pages for each such tensor and unmapping them after.
 
     Each stylization then reuses the last one's memory rather than page-faulting it in again. The
-    process keeps its heap at its high-water mark. Process-wide, so the CLI calls it, not the library.
-    Returns False where nothing changed: 0 MB, or a C library other than glibc.
+    heap stays at its high-water mark, a little above glibc's own peak. Process-wide, so the CLI
+    calls it, not the library. Returns False where nothing changed: 0 MB, or not glibc.
     """
     if limit_mb is None:
-        limit_mb = int(os.environ.get(KEEP_FREED_ENV, "").strip() or KEEP_FREED_MB)
+        requested = keep_freed_mb_requested()
+        limit_mb = KEEP_FREED_MB if requested is None else requested
     if limit_mb <= 0 or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:

@@ -13,9 +13,13 @@ import sys
 
 from iecast import __version__
 from iecast.errors import IecastError
-from iecast.hardware import keep_freed_memory
+from iecast.hardware import keep_freed_mb_requested, keep_freed_memory
 
 SUBCOMMANDS = ("stylize", "video", "train", "export", "serve", "eval", "eval_video", "survey")
+# Commands whose images are resized to a bounded size keep freed memory for the next image (no page
+# faults per call). `stylize` and `video` accept up to 20 megapixels within 4 GB, which the kept heap
+# would exceed, so there only $IECAST_KEEP_FREED_MB turns it on.
+KEEP_FREED_COMMANDS = ("eval", "eval-video", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    keep_freed_memory()  # each image or frame reuses the last one's memory instead of faulting it in again
     try:
+        if args.command in KEEP_FREED_COMMANDS or keep_freed_mb_requested() is not None:
+            keep_freed_memory()
         return int(args.func(args) or 0)
     except IecastError as exc:
         print(f"iecast: error: {exc}", file=sys.stderr)
