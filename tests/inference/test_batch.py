@@ -15,6 +15,7 @@ from iecast.weights import DEFAULT_ENCODER, load_encoder
 from reference import small_init_
 
 SAMPLES = ("classic_cars.jpg", "water_lilies.jpg", "great_wave.jpg")
+ROUNDING = 1e-4  # a 40th of a grey level; a batch's convolutions round differently, by CPU (2.9e-5 on AVX2)
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -46,12 +47,13 @@ def style(stylizer):
     return stylizer.prepare_style(sample_path(SAMPLE_STYLE), style_size=64)
 
 
-@pytest.mark.parametrize("alpha, identity_size, tolerance", [(1.0, "auto", 1e-5), (0.6, "auto", 1e-5), (0.6, 48, 5e-5)])
+@pytest.mark.parametrize("alpha, identity_size, tolerance",
+                         [(1.0, "auto", ROUNDING), (0.6, "auto", ROUNDING), (0.6, 48, 2 * ROUNDING)])
 def test_a_batch_gives_each_item_its_own_result(stylizer, photos, style, alpha, identity_size, tolerance):
     """Equal up to float rounding: the encoder's convolutions round differently for a batch of 3 (relu4_1
-    differs by ~1e-6 of its range), and the attention (scale 1, sharp) amplifies that. With the content's
-    own keys from a downscaled copy (identity_size 48 < 64) both sides of one attention carry it: ~3e-5
-    here, under a hundredth of a grey level."""
+    differs by ~1e-6 of its range), and the attention (scale 1, sharp) amplifies that, to 1e-6-3e-5
+    depending on the CPU's kernels. With the content's own keys from a downscaled copy (identity_size
+    48 < 64) both sides of one attention carry it."""
     options = StylizeOptions(alpha=alpha, style_size=identity_size)
     alone = [stylizer.stylize(p, style, options=options) for p in photos]
     together = stylizer.stylize_batch(photos, style, options=options, batch_size=3)
@@ -68,7 +70,7 @@ def test_blends_of_styles_batch_too(stylizer, photos, style):
     options = StylizeOptions(style_weights=(0.3, 0.7))
     alone = stylizer.stylize(photos[1], [style, second], options=options)
     together = stylizer.stylize_batch(photos[:2], [style, second], options=options, batch_size=2)
-    assert (alone - together[1]).abs().max().item() <= 1e-5
+    assert (alone - together[1]).abs().max().item() <= ROUNDING
 
 
 def test_unequal_sizes_and_colour_modes_go_one_at_a_time(stylizer, photos, style):

@@ -94,7 +94,7 @@ def test_bf16_layers_do_not_round_trip_through_fp32():
     with torch.profiler.profile() as prof:
         stylizer.stylize(content, style, style_size=None)
     names = [e.name for e in prof.events()]
-    convolutions, casts = names.count("aten::mkldnn_convolution"), names.count("aten::_to_copy")
+    convolutions, casts = names.count("aten::convolution"), names.count("aten::_to_copy")  # any backend's kernel
     assert convolutions > 20 and casts < convolutions, (casts, convolutions)
 
 
