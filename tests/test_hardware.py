@@ -4,16 +4,14 @@ runs in its own interpreter (the setting is process-wide)."""
 from __future__ import annotations
 
 import json
-import platform
 import subprocess
 import sys
 
 import pytest
 
-from iecast.hardware import KEEP_FREED_ENV, keep_freed_memory
+from iecast.hardware import KEEP_FREED_ENV, has_glibc, keep_freed_memory
 
-pytestmark = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-                                reason="mallopt is glibc's")
+pytestmark = pytest.mark.skipif(not has_glibc(), reason="mallopt is glibc's")
 
 # Passes of a chain of 64-96 MB tensors of changing sizes, each freed when the next exists (as in a
 # network's forward pass); prints each pass's minor page faults and the peak RSS after it.

@@ -67,6 +67,11 @@ KEEP_FREED_ENV = "IECAST_KEEP_FREED_MB"  # keep blocks up to this many MB for re
 KEEP_FREED_MB = 72  # covers every tensor of a 512x512 fp32 call (64 MiB); larger ones are mapped and returned as before
 
 
+def has_glibc() -> bool:
+    """True on Linux with glibc, whose `mallopt` `keep_freed_memory` uses."""
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
 def keep_freed_mb_requested() -> int | None:
     """$IECAST_KEEP_FREED_MB as a number of MB, or None where it is not set."""
     text = os.environ.get(KEEP_FREED_ENV, "").strip()
@@ -89,7 +94,7 @@ def keep_freed_memory(limit_mb: int | None = None) -> bool:
     if limit_mb is None:
         requested = keep_freed_mb_requested()
         limit_mb = KEEP_FREED_MB if requested is None else requested
-    if limit_mb <= 0 or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if limit_mb <= 0 or not has_glibc():
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
